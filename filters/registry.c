@@ -1,0 +1,34 @@
+/*
+ * The filter registry table: see registry.h.
+ */
+#include "filters/registry.h"
+
+#include <string.h>
+
+static const lg_filter_factory_t factories[] = {
+    {LG_FILTER_NETWORK, "envoy.filters.network.http_connection_manager",
+     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", 1},
+    {LG_FILTER_HTTP, "envoy.filters.http.router", "envoy.extensions.filters.http.router.v3.Router", 1},
+    {LG_FILTER_HTTP, "envoy.filters.http.jwt_authn",
+     "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication", 0},
+    {LG_FILTER_HTTP, "envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz", 0},
+    {LG_FILTER_HTTP, "envoy.filters.http.local_ratelimit",
+     "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit", 0},
+    {LG_FILTER_HTTP, "envoy.filters.http.ratelimit", "envoy.extensions.filters.http.ratelimit.v3.RateLimit", 0},
+};
+
+const lg_filter_factory_t *lg_filter_registry_find(lg_filter_kind_t kind, const char *name,
+                                                   const char *config_type)
+{
+    size_t n = sizeof(factories) / sizeof(factories[0]);
+    if (config_type != NULL && config_type[0] != '\0') {
+        for (size_t i = 0; i < n; ++i)
+            if (factories[i].kind == kind && strcmp(factories[i].config_type, config_type) == 0)
+                return &factories[i];
+        return NULL;
+    }
+    for (size_t i = 0; i < n; ++i)
+        if (factories[i].kind == kind && name != NULL && strcmp(factories[i].name, name) == 0)
+            return &factories[i];
+    return NULL;
+}

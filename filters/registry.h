@@ -1,0 +1,32 @@
+/*
+ * The filter registry: Envoy filter names and typed_config type names mapped to legate's
+ * implementations, nothing else. A filter is found by the type of its typed_config first, then by
+ * name, as Envoy finds extensions. Adding a filter is one line in registry.c.
+ * Read-only; any thread.
+ */
+#ifndef LG_FILTERS_REGISTRY_H
+#define LG_FILTERS_REGISTRY_H
+
+#include <stddef.h>
+
+typedef enum en_lg_filter_kind_t {
+    LG_FILTER_HTTP,
+    LG_FILTER_NETWORK,
+    LG_FILTER_LISTENER,
+} lg_filter_kind_t;
+
+typedef struct st_lg_filter_factory_t {
+    lg_filter_kind_t kind;
+    const char *name;        /* "envoy.filters.http.router" */
+    const char *config_type; /* full name of its typed_config message */
+    int terminal;            /* must be last in its chain (router, http_connection_manager) */
+} lg_filter_factory_t;
+
+/**
+ * Finds a filter of `kind` by the full message name of its typed_config (`config_type`, may be
+ * NULL when the config has none) or else by `name`. NULL when legate has no such filter.
+ */
+const lg_filter_factory_t *lg_filter_registry_find(lg_filter_kind_t kind, const char *name,
+                                                   const char *config_type);
+
+#endif

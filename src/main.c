@@ -1,0 +1,68 @@
+/*
+ * legate's entry point: parse Envoy's command line, load and validate the bootstrap, then either
+ * report (--mode validate) or serve. Serving itself lives in server.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bootstrap.h"
+#include "log.h"
+#include "options.h"
+#include "pb_json.h"
+
+int main(int argc, char **argv)
+{
+    lg_options_t opts;
+    char errbuf[512];
+    lg_error_t err;
+
+    if (lg_options_parse(&opts, argc, argv, errbuf, sizeof(errbuf)) != 0) {
+        fprintf(stderr, "legate: %s\n\n", errbuf);
+        lg_options_usage(stderr, argv[0]);
+        return 1;
+    }
+    if (opts.help) {
+        printf("legate: an Envoy-compatible, xDS-driven HTTP/1.1 and HTTP/2 gateway\n\n");
+        lg_options_usage(stdout, argv[0]);
+        return 0;
+    }
+    if (opts.version) {
+        printf("legate version: %s/RELEASE/OpenSSL\n", LG_VERSION);
+        return 0;
+    }
+    lg_log_set_level(opts.log_level);
+    if (opts.component_log_level != NULL &&
+        lg_log_set_component_levels(opts.component_log_level, errbuf, sizeof(errbuf)) != 0) {
+        fprintf(stderr, "legate: --component-log-level: %s\n", errbuf);
+        return 1;
+    }
+
+    lg_bootstrap_t bootstrap;
+    if (lg_bootstrap_load(&bootstrap, &opts, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+
+    int ret = 0;
+    switch (opts.mode) {
+    case LG_MODE_VALIDATE:
+    case LG_MODE_INIT_ONLY:
+        if (opts.print_config) {
+            /* stdout is then exactly the JSON, so it can be piped back into --config-yaml. */
+            char *json = lg_pb_to_json(&bootstrap.pb->base, 2);
+            printf("%s\n", json);
+            free(json);
+            fprintf(stderr, "configuration '%s' OK\n", bootstrap.name);
+        } else {
+            printf("configuration '%s' OK\n", bootstrap.name);
+        }
+        break;
+    case LG_MODE_SERVE:
+        fprintf(stderr, "legate: serving is not built yet; use --mode validate\n");
+        ret = 2;
+        break;
+    }
+    lg_bootstrap_dispose(&bootstrap);
+    return ret;
+}
