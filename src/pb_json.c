@@ -142,41 +142,6 @@ static void print_value(printer_t *p, const ProtobufCFieldDescriptor *f, const v
     }
 }
 
-/* Whether a singular field differs from its default and so is printed. */
-static int is_set(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
-{
-    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
-        return *(const uint32_t *)((const char *)msg + f->quantifier_offset) == f->id;
-    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset != 0 &&
-        f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_STRING)
-        return *(const protobuf_c_boolean *)((const char *)msg + f->quantifier_offset);
-    const void *slot = field_ptr(msg, f);
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_STRING: {
-        const char *s = *(char *const *)slot;
-        return s != NULL && s[0] != '\0';
-    }
-    case PROTOBUF_C_TYPE_BYTES:
-        return ((const ProtobufCBinaryData *)slot)->len != 0;
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return *(ProtobufCMessage *const *)slot != NULL;
-    case PROTOBUF_C_TYPE_FLOAT:
-        return *(const float *)slot != 0;
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return *(const double *)slot != 0;
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-        return *(const uint64_t *)slot != 0;
-    case PROTOBUF_C_TYPE_BOOL:
-        return *(const protobuf_c_boolean *)slot != 0;
-    default:
-        return *(const uint32_t *)slot != 0;
-    }
-}
-
 static int is_map_entry(const ProtobufCFieldDescriptor *f)
 {
     if (f->label != PROTOBUF_C_LABEL_REPEATED || f->type != PROTOBUF_C_TYPE_MESSAGE)
@@ -261,7 +226,7 @@ static void print_fields(printer_t *p, const ProtobufCMessage *msg, const char *
             close_obj(p, ']', 1);
             continue;
         }
-        if (!is_set(msg, f))
+        if (!lg_pb_field_is_set(msg, f))
             continue;
         item_sep(p, &first);
         key(p, f->name);
@@ -277,8 +242,13 @@ static void print_any(printer_t *p, const ProtobufCMessage *any)
     const ProtobufCMessageDescriptor *desc = url != NULL ? lg_pb_registry_find_url(url) : NULL;
     ProtobufCMessage *inner = desc != NULL ? protobuf_c_message_unpack(desc, NULL, bin->len, bin->data) : NULL;
     if (inner == NULL) {
-        /* Not a type legate knows: keep what we have, as protobuf's JSON printer cannot. */
-        print_fields(p, any, NULL);
+        /* A type legate does not know (an optional filter's): its name is all that is kept. */
+        int first = 1;
+        open_obj(p, '{');
+        item_sep(p, &first);
+        key(p, "@type");
+        lg_strbuf_json_string(p->out, url != NULL ? url : "", url != NULL ? strlen(url) : 0);
+        close_obj(p, '}', 1);
         return;
     }
     lg_pb_wkt_t kind = lg_pb_wkt_kind(desc);

@@ -49,3 +49,38 @@ const char *lg_pb_oneof_name(const ProtobufCMessageDescriptor *desc, const Proto
     }
     return "";
 }
+
+int lg_pb_field_is_set(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
+{
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+        return *(const uint32_t *)((const char *)msg + f->quantifier_offset) == f->id;
+    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset != 0 &&
+        f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_STRING)
+        return *(const protobuf_c_boolean *)((const char *)msg + f->quantifier_offset);
+    const void *slot = (const char *)msg + f->offset;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(char *const *)slot;
+        return s != NULL && s[0] != '\0';
+    }
+    case PROTOBUF_C_TYPE_BYTES:
+        return ((const ProtobufCBinaryData *)slot)->len != 0;
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return *(ProtobufCMessage *const *)slot != NULL;
+    case PROTOBUF_C_TYPE_FLOAT:
+        return *(const float *)slot != 0;
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return *(const double *)slot != 0;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        return *(const uint64_t *)slot != 0;
+    case PROTOBUF_C_TYPE_BOOL:
+        return *(const protobuf_c_boolean *)slot != 0;
+    default:
+        return *(const uint32_t *)slot != 0;
+    }
+}
+

@@ -31,4 +31,10 @@ const ProtobufCMessageDescriptor *lg_pb_registry_find_url(const char *type_url);
 /** The name of the oneof that field `f` of `desc` belongs to ("cluster_specifier"), or "". */
 const char *lg_pb_oneof_name(const ProtobufCMessageDescriptor *desc, const ProtobufCFieldDescriptor *f);
 
+/**
+ * Whether a singular field holds a value proto3 JSON would print: a non-default scalar, a present
+ * message, the active oneof member. Repeated fields: use their count.
+ */
+int lg_pb_field_is_set(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f);
+
 #endif

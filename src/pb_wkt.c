@@ -67,7 +67,7 @@ int lg_pb_duration_parse(const char *s, int64_t *seconds, int32_t *nanos)
         neg = 1;
         ++p;
     }
-    if (!isdigit((unsigned char)*p) && !(*p == '.' && isdigit((unsigned char)p[1])))
+    if (!isdigit((unsigned char)*p)) /* protobuf wants "0.5s", not ".5s" */
         return -1;
     while (isdigit((unsigned char)*p)) {
         sec = sec * 10 + (*p - '0');

@@ -371,13 +371,18 @@ static int parse_double(conv_t *c, const yaml_node_t *node, double *out)
 
 static int parse_bool(const char *s, protobuf_c_boolean *out)
 {
-    if (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 || strcmp(s, "TRUE") == 0) {
-        *out = 1;
-        return 0;
-    }
-    if (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 || strcmp(s, "FALSE") == 0) {
-        *out = 0;
-        return 0;
+    /* YAML 1.1 booleans, as Envoy's YAML reader (yaml-cpp) takes them. */
+    static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y"};
+    static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF", "n", "N"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); ++i) {
+        if (strcmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcmp(s, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
     }
     return -1;
 }
@@ -529,7 +534,8 @@ static int convert_value_wkt(conv_t *c, yaml_node_t *node, ProtobufCMessage *msg
         protobuf_c_boolean b;
         char *end;
         double num = 0;
-        if (is_plain(node) && parse_bool(s, &b) == 0) {
+        if (is_plain(node) && (strcmp(s, "true") == 0 || strcmp(s, "false") == 0)) {
+            b = s[0] == 't';
             const ProtobufCFieldDescriptor *f = lg_pb_find_field(d, "bool_value");
             set_oneof(msg, f);
             *(protobuf_c_boolean *)field_ptr(msg, f) = b;

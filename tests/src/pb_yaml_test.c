@@ -246,7 +246,7 @@ LG_TEST(test_wkt_text_forms)
     LG_EXPECT_INT(lg_pb_duration_parse("1.0000000001s", &s, &n), -1);
     LG_EXPECT_INT(lg_pb_duration_parse("1", &s, &n), -1);
     LG_EXPECT_INT(lg_pb_duration_parse("s", &s, &n), -1);
-    LG_EXPECT_INT(lg_pb_duration_parse(".5s", &s, &n), 0);
+    LG_EXPECT_INT(lg_pb_duration_parse(".5s", &s, &n), -1);
     LG_EXPECT_INT(lg_pb_timestamp_parse("2026-11-28T10:45:10.25+01:00", &s, &n), 0);
     lg_pb_timestamp_format(s, n, buf, sizeof(buf));
     LG_EXPECT_STR(buf, "2026-11-28T09:45:10.250Z");
