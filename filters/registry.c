@@ -5,16 +5,20 @@
 
 #include <string.h>
 
+#include "filters/passthrough/passthrough.h"
+#include "filters/router/router.h"
+
 static const lg_filter_factory_t factories[] = {
     {LG_FILTER_NETWORK, "envoy.filters.network.http_connection_manager",
-     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", 1},
-    {LG_FILTER_HTTP, "envoy.filters.http.router", "envoy.extensions.filters.http.router.v3.Router", 1},
+     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", 1, NULL},
+    {LG_FILTER_HTTP, "legate.filters.http.passthrough", "", 0, &lg_passthrough_ops},
+    {LG_FILTER_HTTP, "envoy.filters.http.router", "envoy.extensions.filters.http.router.v3.Router", 1, &lg_router_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.jwt_authn",
-     "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication", 0},
-    {LG_FILTER_HTTP, "envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz", 0},
+     "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication", 0, NULL},
+    {LG_FILTER_HTTP, "envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz", 0, NULL},
     {LG_FILTER_HTTP, "envoy.filters.http.local_ratelimit",
-     "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit", 0},
-    {LG_FILTER_HTTP, "envoy.filters.http.ratelimit", "envoy.extensions.filters.http.ratelimit.v3.RateLimit", 0},
+     "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit", 0, NULL},
+    {LG_FILTER_HTTP, "envoy.filters.http.ratelimit", "envoy.extensions.filters.http.ratelimit.v3.RateLimit", 0, NULL},
 };
 
 const lg_filter_factory_t *lg_filter_registry_find(lg_filter_kind_t kind, const char *name,
@@ -24,6 +28,11 @@ const lg_filter_factory_t *lg_filter_registry_find(lg_filter_kind_t kind, const 
     if (config_type != NULL && config_type[0] != '\0') {
         for (size_t i = 0; i < n; ++i)
             if (factories[i].kind == kind && strcmp(factories[i].config_type, config_type) == 0)
+                return &factories[i];
+        /* legate's own filters have no config type of their own: found by name only. */
+        for (size_t i = 0; i < n; ++i)
+            if (factories[i].kind == kind && factories[i].config_type[0] == '\0' && name != NULL &&
+                strcmp(factories[i].name, name) == 0)
                 return &factories[i];
         return NULL;
     }

@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include "filter.h"
+
 typedef enum en_lg_filter_kind_t {
     LG_FILTER_HTTP,
     LG_FILTER_NETWORK,
@@ -20,6 +22,7 @@ typedef struct st_lg_filter_factory_t {
     const char *name;        /* "envoy.filters.http.router" */
     const char *config_type; /* full name of its typed_config message */
     int terminal;            /* must be last in its chain (router, http_connection_manager) */
+    const lg_http_filter_ops_t *ops; /* HTTP filters legate runs; NULL: config accepted, not built yet */
 } lg_filter_factory_t;
 
 /**

@@ -64,25 +64,14 @@ static int is_empty(const char *s)
     return s == NULL || s[0] == '\0';
 }
 
-/* The message packed in an Any: the converter's decoded copy when there is one, else unpacked. */
 static ProtobufCMessage *any_open(vctx_t *v, const Google__Protobuf__Any *any, int *owned)
 {
-    *owned = 0;
-    ProtobufCMessage *m = lg_srcmap_get_any(v->map, any);
-    if (m != NULL)
-        return m;
-    const ProtobufCMessageDescriptor *desc = lg_pb_registry_find_url(any->type_url);
-    if (desc == NULL)
-        return NULL;
-    m = protobuf_c_message_unpack(desc, NULL, any->value.len, any->value.data);
-    *owned = m != NULL;
-    return m;
+    return lg_pb_any_open(v->map, &any->base, owned);
 }
 
 static void any_close(ProtobufCMessage *m, int owned)
 {
-    if (owned)
-        protobuf_c_message_free_unpacked(m, NULL);
+    lg_pb_any_close(m, owned);
 }
 
 static const char *any_type_name(const Google__Protobuf__Any *any)

@@ -10,6 +10,8 @@
 #include "log.h"
 #include "options.h"
 #include "pb_json.h"
+#include "server.h"
+#include "snapshot.h"
 
 int main(int argc, char **argv)
 {
@@ -47,7 +49,16 @@ int main(int argc, char **argv)
     int ret = 0;
     switch (opts.mode) {
     case LG_MODE_VALIDATE:
-    case LG_MODE_INIT_ONLY:
+    case LG_MODE_INIT_ONLY: {
+        /* As Envoy's validate mode: everything is built (routes, regexes, TLS contexts, filter
+         * configs) except the sockets, so a config that validates also starts. */
+        lg_snapshot_t *snap = lg_snapshot_build_ex(&bootstrap, opts.mode == LG_MODE_VALIDATE, &err);
+        if (snap == NULL) {
+            fprintf(stderr, "%s\n", err.msg);
+            lg_bootstrap_dispose(&bootstrap);
+            return 1;
+        }
+        lg_snapshot_release(snap);
         if (opts.print_config) {
             /* stdout is then exactly the JSON, so it can be piped back into --config-yaml. */
             char *json = lg_pb_to_json(&bootstrap.pb->base, 2);
@@ -58,9 +69,9 @@ int main(int argc, char **argv)
             printf("configuration '%s' OK\n", bootstrap.name);
         }
         break;
+    }
     case LG_MODE_SERVE:
-        fprintf(stderr, "legate: serving is not built yet; use --mode validate\n");
-        ret = 2;
+        ret = lg_server_run(&bootstrap, &opts);
         break;
     }
     lg_bootstrap_dispose(&bootstrap);

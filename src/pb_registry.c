@@ -5,6 +5,9 @@
 
 #include <string.h>
 
+#include "google/protobuf/any.pb-c.h"
+#include "srcmap.h"
+
 const ProtobufCMessageDescriptor *lg_pb_registry_find(const char *name, size_t len)
 {
     size_t lo = 0, hi = lg__pb_registry_count;
@@ -84,3 +87,24 @@ int lg_pb_field_is_set(const ProtobufCMessage *msg, const ProtobufCFieldDescript
     }
 }
 
+
+ProtobufCMessage *lg_pb_any_open(const lg_srcmap_t *map, const ProtobufCMessage *msg, int *owned)
+{
+    const Google__Protobuf__Any *any = (const Google__Protobuf__Any *)msg;
+    *owned = 0;
+    ProtobufCMessage *m = lg_srcmap_get_any(map, any);
+    if (m != NULL)
+        return m;
+    const ProtobufCMessageDescriptor *desc = lg_pb_registry_find_url(any->type_url);
+    if (desc == NULL)
+        return NULL;
+    m = protobuf_c_message_unpack(desc, NULL, any->value.len, any->value.data);
+    *owned = m != NULL;
+    return m;
+}
+
+void lg_pb_any_close(ProtobufCMessage *m, int owned)
+{
+    if (owned && m != NULL)
+        protobuf_c_message_free_unpacked(m, NULL);
+}

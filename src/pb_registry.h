@@ -37,4 +37,14 @@ const char *lg_pb_oneof_name(const ProtobufCMessageDescriptor *desc, const Proto
  */
 int lg_pb_field_is_set(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f);
 
+/**
+ * The message packed in an Any: the converter's decoded copy when `map` has one (lines intact, not
+ * owned: *owned = 0), else freshly unpacked (*owned = 1: free with protobuf_c_message_free_unpacked).
+ * NULL when the type is unknown or the bytes do not decode. `any` is a google.protobuf.Any.
+ */
+struct st_lg_srcmap_t;
+ProtobufCMessage *lg_pb_any_open(const struct st_lg_srcmap_t *map, const ProtobufCMessage *any, int *owned);
+/** Releases what lg_pb_any_open returned. */
+void lg_pb_any_close(ProtobufCMessage *m, int owned);
+
 #endif

@@ -1,0 +1,487 @@
+/*
+ * The router filter's per-request work: see router.h.
+ *
+ * The request head goes upstream as soon as the pool has a stream; body bytes that arrive before
+ * then are held (reading from the client pauses past the cluster's buffer limit) and sent after the
+ * head. The route timeout starts when the client's request is complete, as in Envoy. The response
+ * is passed to the encode chain as it arrives; the client's pace pauses the upstream through
+ * watermarks, so no body is ever held whole.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec.h"
+#include "envoy/extensions/filters/http/router/v3/router.pb-c.h"
+#include "filters/router/router.h"
+#include "header_formatter.h"
+#include "log.h"
+#include "route_table.h"
+#include "snapshot.h"
+#include "stream_info.h"
+#include "upstream_pool.h"
+#include "worker.h"
+
+typedef struct st_router_state_t {
+    lg_filter_t *f;
+    const lg_router_config_t *config;
+    const lg_route_t *route;
+    const lg_weighted_cluster_t *wc;
+    const lg_cluster_t *cluster;
+    lg_cluster_state_t *cs;
+    lg_pool_request_t *pool_req;
+    lg_upstream_stream_t *up;
+    lg_request_head_t *req;
+    h2o_buffer_t *body;
+    lg_headers_t *trailers;
+    int req_end, req_sent_end, resp_started, resp_end, finished, read_disabled;
+    uint64_t upstream_start_ns;
+    uint64_t timeout_ms;
+    h2o_timeout_entry_t timer;
+} router_state_t;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static lg_stats_cells_t *cells(router_state_t *st)
+{
+    return lg_filter_worker(st->f)->stats;
+}
+
+static void local_reply(router_state_t *st, int status, const char *body, const char *flag, const char *details)
+{
+    st->finished = 1;
+    lg_filter_send_local_reply(st->f, status, body, flag, details);
+}
+
+/* Ends the upstream side: released when both directions completed, reset otherwise. */
+static void upstream_done(router_state_t *st)
+{
+    lg_upstream_stream_t *up = st->up;
+    if (up == NULL)
+        return;
+    st->up = NULL;
+    if (st->resp_end && st->req_sent_end)
+        up->ops->release(up);
+    else
+        up->ops->reset(up);
+}
+
+static void start_timer(router_state_t *st)
+{
+    if (st->timeout_ms == 0 || h2o_timeout_is_linked(&st->timer) || st->finished)
+        return;
+    lg_worker_t *w = lg_filter_worker(st->f);
+    h2o_timeout_link(w->loop, lg_worker_timeout(w, st->timeout_ms), &st->timer);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Upstream events                                                                             */
+/* ------------------------------------------------------------------------------------------- */
+
+static void on_upstream_headers(void *ctx, lg_response_head_t *head, int end_stream)
+{
+    router_state_t *st = ctx;
+    st->resp_started = 1;
+    st->resp_end = end_stream;
+    const lg_cluster_stats_t *cst = st->cluster->stats;
+    int s = head->status;
+    lg_stats_inc(cells(st), s < 200   ? cst->upstream_rq_1xx
+                            : s < 300 ? cst->upstream_rq_2xx
+                            : s < 400 ? cst->upstream_rq_3xx
+                            : s < 500 ? cst->upstream_rq_4xx
+                                      : cst->upstream_rq_5xx);
+    h2o_mem_pool_t *pool = lg_filter_pool(st->f);
+    if (!st->config->suppress_envoy_headers) {
+        char v[24];
+        snprintf(v, sizeof(v), "%" PRIu64, (now_ns() - st->upstream_start_ns) / 1000000);
+        lg_headers_add_copy(pool, &head->headers, "x-envoy-upstream-service-time", 29, v, strlen(v));
+    }
+    lg_format_context_t fctx = {lg_filter_stream_info(st->f), st->req, head};
+    lg_route_apply_response_mutations(st->route, st->wc, head, &fctx, pool);
+    if (end_stream) {
+        h2o_timeout_unlink(&st->timer);
+        lg_stats_inc(cells(st), cst->upstream_rq_completed);
+        upstream_done(st);
+    }
+    lg_filter_encode_headers(st->f, head, end_stream);
+}
+
+static void on_upstream_data(void *ctx, const void *data, size_t len, int end_stream)
+{
+    router_state_t *st = ctx;
+    if (end_stream) {
+        st->resp_end = 1;
+        h2o_timeout_unlink(&st->timer);
+        lg_stats_inc(cells(st), st->cluster->stats->upstream_rq_completed);
+        upstream_done(st);
+    }
+    lg_filter_encode_data(st->f, data, len, end_stream);
+}
+
+static void on_upstream_trailers(void *ctx, lg_headers_t *trailers)
+{
+    router_state_t *st = ctx;
+    st->resp_end = 1;
+    h2o_timeout_unlink(&st->timer);
+    lg_stats_inc(cells(st), st->cluster->stats->upstream_rq_completed);
+    upstream_done(st);
+    lg_filter_encode_trailers(st->f, trailers);
+}
+
+static void on_upstream_reset(void *ctx, lg_reset_reason_t reason, int request_sent)
+{
+    router_state_t *st = ctx;
+    lg_upstream_stream_t *up = st->up;
+    st->up = NULL;
+    if (up != NULL)
+        up->ops->release(up); /* after a reset only the release may follow */
+    h2o_timeout_unlink(&st->timer);
+    lg_stats_inc(cells(st), st->cluster->stats->upstream_rq_rx_reset);
+    const char *flag = "UC", *why = "connection termination";
+    int status = 503;
+    switch (reason) {
+    case LG_RESET_REMOTE_RESET:
+        flag = "UR";
+        why = "remote reset";
+        break;
+    case LG_RESET_PROTOCOL_ERROR:
+        flag = "UPE";
+        why = "protocol error";
+        status = 502;
+        break;
+    case LG_RESET_OVERFLOW:
+        flag = "UO";
+        why = "overflow";
+        break;
+    default:
+        break;
+    }
+    char body[160];
+    snprintf(body, sizeof(body), "upstream connect error or disconnect/reset before headers. reset reason: %s", why);
+    local_reply(st, status, body, flag, "upstream_reset_before_response_started");
+}
+
+static void on_upstream_watermark(void *ctx, int above)
+{
+    router_state_t *st = ctx;
+    /* The upstream cannot take the request body as fast as the client sends it. */
+    lg_filter_read_disable(st->f, above);
+}
+
+static const lg_upstream_callbacks_t upstream_callbacks = {on_upstream_headers, on_upstream_data,
+                                                           on_upstream_trailers, on_upstream_reset,
+                                                           on_upstream_watermark};
+
+/* ------------------------------------------------------------------------------------------- */
+/* Pool events                                                                                 */
+/* ------------------------------------------------------------------------------------------- */
+
+static void on_pool_ready(void *ctx, lg_upstream_stream_t *stream, const lg_host_t *host)
+{
+    router_state_t *st = ctx;
+    st->pool_req = NULL;
+    st->up = stream;
+    lg_stream_info_t *info = lg_filter_stream_info(st->f);
+    info->upstream_host = host->addr;
+    st->upstream_start_ns = now_ns();
+    info->upstream_request_start_ns = st->upstream_start_ns;
+    size_t pending = st->body != NULL ? st->body->size : 0;
+    int end = st->req_end && pending == 0 && st->trailers == NULL;
+    stream->ops->encode_headers(stream, st->req, end);
+    if (end)
+        st->req_sent_end = 1;
+    if (st->up != NULL && pending != 0) {
+        int dend = st->req_end && st->trailers == NULL;
+        stream->ops->encode_data(stream, st->body->bytes, st->body->size, dend);
+        if (dend)
+            st->req_sent_end = 1;
+    }
+    if (st->body != NULL)
+        h2o_buffer_dispose(&st->body);
+    if (st->up != NULL && st->trailers != NULL) {
+        stream->ops->encode_trailers(stream, st->trailers);
+        st->req_sent_end = 1;
+    }
+    if (st->read_disabled) {
+        st->read_disabled = 0;
+        lg_filter_read_disable(st->f, 0);
+    }
+}
+
+static void on_pool_failure(void *ctx, lg_reset_reason_t reason, const char *details)
+{
+    router_state_t *st = ctx;
+    st->pool_req = NULL;
+    h2o_timeout_unlink(&st->timer);
+    const char *flag = "UF", *why = "connection failure";
+    if (reason == LG_RESET_OVERFLOW) {
+        flag = "UO";
+        why = "overflow";
+    } else if (reason == LG_RESET_CONNECT_TIMEOUT) {
+        why = "connection timeout";
+    }
+    char body[256];
+    if (reason == LG_RESET_TLS_FAILURE)
+        snprintf(body, sizeof(body),
+                 "upstream connect error or disconnect/reset before headers. reset reason: connection failure, "
+                 "transport failure reason: %s",
+                 details != NULL ? details : "TLS error");
+    else
+        snprintf(body, sizeof(body), "upstream connect error or disconnect/reset before headers. reset reason: %s",
+                 why);
+    local_reply(st, 503, body, flag, "upstream_reset_before_response_started");
+}
+
+static const lg_pool_callbacks_t pool_callbacks = {on_pool_ready, on_pool_failure};
+
+static void on_timeout(h2o_timeout_entry_t *e)
+{
+    router_state_t *st = H2O_STRUCT_FROM_MEMBER(router_state_t, timer, e);
+    lg_stats_inc(cells(st), st->cluster->stats->upstream_rq_timeout);
+    if (st->pool_req != NULL) {
+        lg_pool_request_cancel(st->pool_req);
+        st->pool_req = NULL;
+    }
+    upstream_done(st);
+    local_reply(st, 504, "upstream request timeout", "UT", "upstream_response_timeout");
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Decoding                                                                                    */
+/* ------------------------------------------------------------------------------------------- */
+
+/* grpc-timeout: "<digits><unit>" with H M S m u n units, as the gRPC spec writes it. */
+static int64_t parse_grpc_timeout(const h2o_iovec_t *v)
+{
+    if (v == NULL || v->len < 2 || v->len > 9)
+        return -1;
+    int64_t n = 0;
+    for (size_t i = 0; i + 1 < v->len; ++i) {
+        if (v->base[i] < '0' || v->base[i] > '9')
+            return -1;
+        n = n * 10 + (v->base[i] - '0');
+    }
+    switch (v->base[v->len - 1]) {
+    case 'H': return n * 3600000;
+    case 'M': return n * 60000;
+    case 'S': return n * 1000;
+    case 'm': return n;
+    case 'u': return n / 1000;
+    case 'n': return n / 1000000;
+    default: return -1;
+    }
+}
+
+static int64_t parse_ms(const h2o_iovec_t *v)
+{
+    if (v == NULL || v->len == 0 || v->len > 18)
+        return -1;
+    int64_t n = 0;
+    for (size_t i = 0; i < v->len; ++i) {
+        if (v->base[i] < '0' || v->base[i] > '9')
+            return -1;
+        n = n * 10 + (v->base[i] - '0');
+    }
+    return n;
+}
+
+/* The route timeout, as Envoy derives it from the route, x-envoy-upstream-rq-timeout-ms and grpc-timeout. */
+static void compute_timeout(router_state_t *st, lg_request_head_t *req, h2o_mem_pool_t *pool)
+{
+    const lg_route_t *r = st->route;
+    int64_t t = (int64_t)r->timeout_ms;
+    int64_t hdr = parse_ms(lg_headers_get(&req->headers, "x-envoy-upstream-rq-timeout-ms", 30));
+    if (hdr >= 0)
+        t = hdr;
+    lg_headers_remove(&req->headers, "x-envoy-upstream-rq-timeout-ms", 30);
+    int64_t max = r->grpc_timeout_header_max_ms >= 0 ? r->grpc_timeout_header_max_ms : r->max_grpc_timeout_ms;
+    if (max >= 0) {
+        int64_t g = parse_grpc_timeout(lg_headers_get(&req->headers, "grpc-timeout", 12));
+        if (g >= 0) {
+            if (max > 0 && g > max)
+                g = max;
+            int64_t off = r->grpc_timeout_header_offset_ms >= 0 ? r->grpc_timeout_header_offset_ms
+                                                                 : (r->grpc_timeout_offset_ms > 0 ? r->grpc_timeout_offset_ms : 0);
+            t = g > off ? g - off : g;
+        } else {
+            t = max > 0 ? max : 0; /* no grpc-timeout: max_stream_duration's max, 0 = none */
+        }
+    }
+    st->timeout_ms = t > 0 ? (uint64_t)t : 0;
+    if (st->timeout_ms != 0 && !st->config->suppress_envoy_headers) {
+        char v[24];
+        snprintf(v, sizeof(v), "%" PRIu64, st->timeout_ms);
+        lg_headers_set(pool, &req->headers, LG_LIT("x-envoy-expected-rq-timeout-ms"),
+                       h2o_iovec_init(h2o_mem_alloc_pool(pool, strlen(v)), strlen(v)));
+        const h2o_iovec_t *set = lg_headers_get(&req->headers, "x-envoy-expected-rq-timeout-ms", 30);
+        memcpy(set->base, v, strlen(v));
+    }
+}
+
+static void answer_direct(router_state_t *st, lg_request_head_t *req)
+{
+    h2o_mem_pool_t *pool = lg_filter_pool(st->f);
+    const lg_route_t *r = st->route;
+    lg_response_head_t *resp = h2o_mem_alloc_pool(pool, sizeof(*resp));
+    memset(resp, 0, sizeof(*resp));
+    st->finished = 1;
+    if (r->action == LG_ROUTE_ACTION_REDIRECT) {
+        resp->status = r->redirect.response_code;
+        resp->content_length = 0;
+        lg_headers_add(pool, &resp->headers, LG_LIT("location"), lg_route_redirect_location(r, req, pool));
+        lg_headers_add(pool, &resp->headers, LG_LIT("content-length"), LG_LIT("0"));
+    } else {
+        char len[24];
+        snprintf(len, sizeof(len), "%zu", r->direct_body.len);
+        resp->status = r->direct_status;
+        resp->content_length = (int64_t)r->direct_body.len;
+        if (r->direct_body.len != 0)
+            lg_headers_add(pool, &resp->headers, LG_LIT("content-type"), LG_LIT("text/plain"));
+        lg_headers_add_copy(pool, &resp->headers, "content-length", 14, len, strlen(len));
+    }
+    lg_format_context_t fctx = {lg_filter_stream_info(st->f), req, resp};
+    lg_route_apply_response_mutations(r, NULL, resp, &fctx, pool);
+    int has_body = r->action == LG_ROUTE_ACTION_DIRECT_RESPONSE && r->direct_body.len != 0;
+    lg_filter_encode_headers(st->f, resp, !has_body);
+    if (has_body)
+        lg_filter_encode_data(st->f, r->direct_body.base, r->direct_body.len, 1);
+}
+
+static lg_filter_headers_status_t decode_headers(lg_filter_t *f, lg_request_head_t *req, int end_stream)
+{
+    router_state_t *st = f->state;
+    st->f = f;
+    st->config = f->config;
+    st->req = req;
+    st->req_end = end_stream;
+    st->timer.cb = on_timeout;
+    h2o_mem_pool_t *pool = lg_filter_pool(f);
+    lg_worker_t *w = lg_filter_worker(f);
+
+    st->route = lg_filter_route(f);
+    if (st->route == NULL) {
+        local_reply(st, 404, "", "NR", "route_not_found");
+        return LG_FILTER_HEADERS_STOP_ITERATION;
+    }
+    if (st->route->action != LG_ROUTE_ACTION_ROUTE) {
+        answer_direct(st, req);
+        return LG_FILTER_HEADERS_STOP_ITERATION;
+    }
+    st->wc = lg_route_pick_weighted_cluster(st->route, req, lg_worker_random(w));
+    h2o_iovec_t name = lg_route_cluster_name(st->route, st->wc, req);
+    const lg_snapshot_t *snap = lg_filter_snapshot(f);
+    st->cluster = name.len != 0 ? lg_snapshot_find_cluster(snap, name.base, name.len) : NULL;
+    if (st->cluster == NULL) {
+        local_reply(st, st->route->cluster_not_found_code, "", "NC", "cluster_not_found");
+        return LG_FILTER_HEADERS_STOP_ITERATION;
+    }
+    lg_stream_info_t *info = lg_filter_stream_info(f);
+    info->upstream_cluster = st->cluster->name;
+    info->route_name = st->route->name.base;
+    st->cs = lg_worker_cluster_state(w, st->cluster);
+    const lg_host_t *host = st->cs != NULL ? lg_cluster_pick_host(st->cs) : NULL;
+    if (host == NULL) {
+        lg_stats_inc(w->stats, st->cluster->stats->upstream_cx_none_healthy);
+        local_reply(st, 503, "no healthy upstream", "UH", "no_healthy_upstream");
+        return LG_FILTER_HEADERS_STOP_ITERATION;
+    }
+    lg_format_context_t fctx = {info, req, NULL};
+    lg_route_finalize_request(st->route, st->wc, req, &fctx, pool, 0);
+    if (st->route->host_rewrite == LG_HOST_REWRITE_AUTO && host->hostname != NULL)
+        lg_route_set_authority(st->route, req, h2o_iovec_init(host->hostname, strlen(host->hostname)), pool);
+    compute_timeout(st, req, pool);
+    if (end_stream)
+        start_timer(st);
+    st->pool_req = lg_conn_pool_new_stream(st->cs, host, pool, &upstream_callbacks, &pool_callbacks, st);
+    return LG_FILTER_HEADERS_STOP_ITERATION;
+}
+
+static lg_filter_data_status_t decode_data(lg_filter_t *f, lg_data_t *data, int end_stream)
+{
+    router_state_t *st = f->state;
+    if (st->finished)
+        return LG_FILTER_DATA_STOP_NO_BUFFER;
+    if (end_stream) {
+        st->req_end = 1;
+        start_timer(st);
+    }
+    if (st->up != NULL) {
+        st->up->ops->encode_data(st->up, data->base, data->len, end_stream);
+        if (end_stream)
+            st->req_sent_end = 1;
+        return LG_FILTER_DATA_STOP_NO_BUFFER;
+    }
+    if (st->body == NULL)
+        h2o_buffer_init(&st->body, &h2o_socket_buffer_prototype);
+    if (data->len != 0) {
+        h2o_iovec_t r = h2o_buffer_reserve(&st->body, data->len);
+        if (r.base == NULL)
+            lg_fatal("out of memory");
+        memcpy(r.base, data->base, data->len);
+        st->body->size += data->len;
+    }
+    if (!st->read_disabled && st->cluster != NULL && st->body->size > st->cluster->per_connection_buffer_limit) {
+        st->read_disabled = 1;
+        lg_filter_read_disable(f, 1);
+    }
+    return LG_FILTER_DATA_STOP_NO_BUFFER;
+}
+
+static lg_filter_trailers_status_t decode_trailers(lg_filter_t *f, lg_headers_t *trailers)
+{
+    router_state_t *st = f->state;
+    if (st->finished)
+        return LG_FILTER_TRAILERS_STOP;
+    st->req_end = 1;
+    start_timer(st);
+    if (st->up != NULL) {
+        st->up->ops->encode_trailers(st->up, trailers);
+        st->req_sent_end = 1;
+    } else {
+        st->trailers = trailers;
+    }
+    return LG_FILTER_TRAILERS_STOP;
+}
+
+static void on_destroy(lg_filter_t *f)
+{
+    router_state_t *st = f->state;
+    if (st->f == NULL)
+        return; /* never saw the request */
+    h2o_timeout_unlink(&st->timer);
+    if (st->pool_req != NULL) {
+        lg_pool_request_cancel(st->pool_req);
+        st->pool_req = NULL;
+    }
+    upstream_done(st);
+    if (st->body != NULL)
+        h2o_buffer_dispose(&st->body);
+}
+
+static void on_downstream_watermark(lg_filter_t *f, int above)
+{
+    router_state_t *st = f->state;
+    if (st->up != NULL)
+        st->up->ops->read_disable(st->up, above);
+}
+
+const lg_http_filter_ops_t lg_router_ops = {
+    .name = "envoy.filters.http.router",
+    .config_descriptor = &envoy__extensions__filters__http__router__v3__router__descriptor,
+    .terminal = 1,
+    .create_config = lg_router_create_config,
+    .destroy_config = lg_router_destroy_config,
+    .state_size = sizeof(router_state_t),
+    .decode_headers = decode_headers,
+    .decode_data = decode_data,
+    .decode_trailers = decode_trailers,
+    .on_destroy = on_destroy,
+    .on_downstream_watermark = on_downstream_watermark,
+};

@@ -1,0 +1,137 @@
+/*
+ * The HTTP filter interface, modelled on Envoy's StreamDecoderFilter / StreamEncoderFilter.
+ *
+ * A filter is one ops table (lg_http_filter_ops_t). Its config is built once per config snapshot on
+ * the main thread from the protobuf-c message of its typed_config (create_config) and is immutable
+ * afterwards, shared by every worker. Per request, the connection manager allocates the filter's
+ * state from the stream's pool and calls the hooks: decode_* in the order of `http_filters`, encode_*
+ * in reverse. A NULL hook passes through.
+ *
+ * A hook that stops iteration resumes the chain later through lg_filter_continue_decoding /
+ * lg_filter_continue_encoding, or ends the request with lg_filter_send_local_reply. That is how an
+ * asynchronous check (ext_authz, global rate limit, a JWKS fetch) waits without blocking the
+ * worker's loop. No hook is called after on_destroy. Filters never see protobuf-c, YAML or codecs.
+ */
+#ifndef LG_FILTER_H
+#define LG_FILTER_H
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "error.h"
+#include "http_message.h"
+
+typedef struct st_lg_stream_t lg_stream_t;
+typedef struct st_lg_filter_t lg_filter_t;
+
+typedef enum en_lg_filter_headers_status_t {
+    /* Pass the headers to the next filter. */
+    LG_FILTER_HEADERS_CONTINUE,
+    /* Hold the headers; body and trailers still flow to this filter, which buffers or drops them.
+     * The chain resumes at the next filter on continue. */
+    LG_FILTER_HEADERS_STOP_ITERATION,
+    /* Hold the headers and buffer body and trailers in the stream until continue, up to the
+     * buffer limit (413 / 500 past it, as Envoy). */
+    LG_FILTER_HEADERS_STOP_ALL_BUFFER,
+    /* As STOP_ALL_BUFFER, but past the limit apply backpressure instead of failing. */
+    LG_FILTER_HEADERS_STOP_ALL_WATERMARK,
+} lg_filter_headers_status_t;
+
+typedef enum en_lg_filter_data_status_t {
+    /* Pass this data on (and, after a STOP_ITERATION on headers, the headers first). */
+    LG_FILTER_DATA_CONTINUE,
+    /* Buffer this data in the stream and hold iteration; the buffer limit applies. */
+    LG_FILTER_DATA_STOP_BUFFER,
+    /* Buffer, applying backpressure past the limit instead of failing. */
+    LG_FILTER_DATA_STOP_WATERMARK,
+    /* Hold iteration without buffering: the filter took or dropped the data itself. */
+    LG_FILTER_DATA_STOP_NO_BUFFER,
+} lg_filter_data_status_t;
+
+typedef enum en_lg_filter_trailers_status_t {
+    LG_FILTER_TRAILERS_CONTINUE,
+    /* Hold the trailers until continue. */
+    LG_FILTER_TRAILERS_STOP,
+} lg_filter_trailers_status_t;
+
+/* Body bytes as a filter sees them; a filter may modify them in place or replace the pointer. */
+typedef struct st_lg_data_t {
+    const char *base;
+    size_t len;
+} lg_data_t;
+
+typedef struct st_lg_http_filter_ops_t {
+    const char *name;                                    /* "envoy.filters.http.router" */
+    const ProtobufCMessageDescriptor *config_descriptor; /* its typed_config */
+    /* typed_per_filter_config on routes, virtual hosts, route configs; NULL if none. */
+    const ProtobufCMessageDescriptor *per_route_descriptor;
+    int terminal; /* must be last (router) */
+
+    /* Main thread. create_config returns the immutable config (NULL with err on failure). */
+    void *(*create_config)(const ProtobufCMessage *msg, lg_error_t *err);
+    void (*destroy_config)(void *config);
+    void *(*create_per_route_config)(const ProtobufCMessage *msg, lg_error_t *err);
+    void (*destroy_per_route_config)(void *config);
+
+    /* Worker thread, per stream. `state_size` bytes are zeroed and given as f->state. */
+    size_t state_size;
+    void (*on_create)(lg_filter_t *f);
+    lg_filter_headers_status_t (*decode_headers)(lg_filter_t *f, lg_request_head_t *head, int end_stream);
+    lg_filter_data_status_t (*decode_data)(lg_filter_t *f, lg_data_t *data, int end_stream);
+    lg_filter_trailers_status_t (*decode_trailers)(lg_filter_t *f, lg_headers_t *trailers);
+    lg_filter_headers_status_t (*encode_headers)(lg_filter_t *f, lg_response_head_t *head, int end_stream);
+    lg_filter_data_status_t (*encode_data)(lg_filter_t *f, lg_data_t *data, int end_stream);
+    lg_filter_trailers_status_t (*encode_trailers)(lg_filter_t *f, lg_headers_t *trailers);
+    /* The stream ends (completed or reset). The filter cancels whatever it started. */
+    void (*on_destroy)(lg_filter_t *f);
+    /* The client stopped (1) or resumed (0) reading the response fast enough: a filter producing
+     * the response (the router) pauses its source. */
+    void (*on_downstream_watermark)(lg_filter_t *f, int above);
+} lg_http_filter_ops_t;
+
+struct st_lg_filter_t {
+    const lg_http_filter_ops_t *ops;
+    const char *name; /* as configured in http_filters (per-route config is keyed by it) */
+    const void *config;
+    lg_stream_t *stream;
+    void *state;
+    unsigned index; /* position in the chain */
+};
+
+/* ---- callbacks a filter uses (implemented by the connection manager) -------------------- */
+
+/** Resumes decoding after this filter stopped: the held headers/data/trailers go to the next filter. */
+void lg_filter_continue_decoding(lg_filter_t *f);
+/** Resumes encoding after this filter stopped. */
+void lg_filter_continue_encoding(lg_filter_t *f);
+/**
+ * Ends the request with a locally generated response (Envoy's sendLocalReply): `status`, a body,
+ * the response flag for the access log (e.g. "NR", "UF"; NULL for none) and the response code
+ * details. For gRPC requests the reply is a trailers-only response with the matching grpc-status.
+ * The stream is finished afterwards: the filter returns STOP from its hook.
+ */
+void lg_filter_send_local_reply(lg_filter_t *f, int status, const char *body, const char *flag,
+                                const char *details);
+/** Starts the response from the terminal filter (router): it runs the encode chain, then the codec. */
+void lg_filter_encode_headers(lg_filter_t *f, lg_response_head_t *head, int end_stream);
+void lg_filter_encode_data(lg_filter_t *f, const void *data, size_t len, int end_stream);
+void lg_filter_encode_trailers(lg_filter_t *f, lg_headers_t *trailers);
+/** Flow control from the terminal filter: stop (1) or resume (0) reading the request body. */
+void lg_filter_read_disable(lg_filter_t *f, int disable);
+
+h2o_mem_pool_t *lg_filter_pool(lg_filter_t *f);
+/** The request head as it is now (filters may have changed it). */
+lg_request_head_t *lg_filter_request(lg_filter_t *f);
+/** The route chosen for the request (route_table.h), or NULL; cleared by lg_filter_clear_route. */
+const struct st_lg_route_t *lg_filter_route(lg_filter_t *f);
+void lg_filter_clear_route(lg_filter_t *f);
+/** The most specific typed_per_filter_config for this filter (route, then vhost, then route
+ * config), as built by create_per_route_config, or NULL. */
+const void *lg_filter_per_route_config(lg_filter_t *f);
+/** The worker this stream runs on. */
+struct st_lg_worker_t *lg_filter_worker(lg_filter_t *f);
+/** The config snapshot the stream started under (clusters are looked up in it). */
+const struct st_lg_snapshot_t *lg_filter_snapshot(lg_filter_t *f);
+/** What is known about the request (addresses, flags, upstream); filters may add to it. */
+struct st_lg_stream_info_t *lg_filter_stream_info(lg_filter_t *f);
+
+#endif

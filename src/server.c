@@ -1,0 +1,211 @@
+/*
+ * Serving: the main thread's part of DESIGN §4. It builds the first snapshot, binds every listener
+ * once per worker (SO_REUSEPORT, so the kernel spreads connections), starts the workers and then
+ * runs its own loop for signals (and, later, admin and xDS). SIGTERM drains as Envoy does: workers
+ * stop accepting, connections finish what they are doing and close, and the process exits 0 once
+ * they are gone or --drain-time-s has passed. SIGINT exits at once.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <h2o/socket.h>
+#include <h2o/timeout.h>
+
+#include "log.h"
+#include "snapshot.h"
+#include "stream_info.h"
+#include "worker.h"
+
+#define DRAIN_POLL_MS 100
+
+typedef struct st_server_t {
+    const lg_options_t *opts;
+    h2o_evloop_t *loop;
+    lg_snapshot_t *snapshot;
+    lg_worker_t **workers;
+    unsigned n_workers;
+    int **listen_fds; /* [worker][listener] */
+    int draining, done;
+    uint64_t drain_deadline;
+    h2o_timeout_t poll_timeout;
+    h2o_timeout_entry_t poll_entry;
+} server_t;
+
+static int bind_listener(const lg_listener_t *l, struct sockaddr_storage *addr, socklen_t addrlen, int *out,
+                         lg_error_t *err)
+{
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return lg_error_set(err, "listener \"%s\": socket: %s", l->name, strerror(errno));
+    int on = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+        (addr->ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0)) {
+        close(fd);
+        return lg_error_set(err, "listener \"%s\": setsockopt: %s", l->name, strerror(errno));
+    }
+    if (bind(fd, (struct sockaddr *)addr, addrlen) != 0 || listen(fd, 1024) != 0) {
+        int e = errno;
+        close(fd);
+        return lg_error_set(err, "listener \"%s\": cannot bind to %s: %s", l->name, l->address_string, strerror(e));
+    }
+    *out = fd;
+    return 0;
+}
+
+/* One socket per listener per worker; a port of 0 is resolved by the first bind and reused. */
+static int bind_all(server_t *srv, lg_error_t *err)
+{
+    lg_snapshot_t *snap = srv->snapshot;
+    srv->listen_fds = calloc(srv->n_workers, sizeof(*srv->listen_fds));
+    if (srv->listen_fds == NULL)
+        lg_fatal("out of memory");
+    for (unsigned w = 0; w < srv->n_workers; ++w) {
+        srv->listen_fds[w] = malloc(sizeof(int) * (snap->n_listeners ? snap->n_listeners : 1));
+        if (srv->listen_fds[w] == NULL)
+            lg_fatal("out of memory");
+        for (size_t i = 0; i < snap->n_listeners; ++i)
+            srv->listen_fds[w][i] = -1;
+    }
+    for (size_t i = 0; i < snap->n_listeners; ++i) {
+        lg_listener_t *l = snap->listeners[i];
+        struct sockaddr_storage addr = l->addr;
+        for (unsigned w = 0; w < srv->n_workers; ++w) {
+            if (bind_listener(l, &addr, l->addrlen, &srv->listen_fds[w][i], err) != 0)
+                return -1;
+            if (w == 0) {
+                socklen_t len = sizeof(addr);
+                getsockname(srv->listen_fds[0][i], (struct sockaddr *)&addr, &len);
+            }
+        }
+        char buf[128];
+        lg_info(main, "listener \"%s\" listening on %s", l->name, lg_sockaddr_to_string(&addr, buf, sizeof(buf), 1));
+    }
+    return 0;
+}
+
+static size_t active_connections(server_t *srv)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < srv->n_workers; ++i)
+        n += lg_worker_active_connections(srv->workers[i]);
+    return n;
+}
+
+static void on_drain_poll(h2o_timeout_entry_t *e)
+{
+    server_t *srv = H2O_STRUCT_FROM_MEMBER(server_t, poll_entry, e);
+    if (active_connections(srv) == 0 || h2o_now(srv->loop) >= srv->drain_deadline) {
+        srv->done = 1;
+        return;
+    }
+    h2o_timeout_link(srv->loop, &srv->poll_timeout, &srv->poll_entry);
+}
+
+static void on_signal(h2o_socket_t *sock, const char *err)
+{
+    server_t *srv = sock->data;
+    struct signalfd_siginfo si;
+    while (read(h2o_socket_get_fd(sock), &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGTERM && !srv->draining) {
+            lg_info(main, "caught SIGTERM: draining for up to %us", srv->opts->drain_time_s);
+            srv->draining = 1;
+            srv->drain_deadline = h2o_now(srv->loop) + (uint64_t)srv->opts->drain_time_s * 1000;
+            for (unsigned i = 0; i < srv->n_workers; ++i)
+                lg_worker_drain(srv->workers[i]);
+            h2o_timeout_link(srv->loop, &srv->poll_timeout, &srv->poll_entry);
+        } else {
+            lg_info(main, "caught signal %u: exiting", si.ssi_signo);
+            srv->done = 1;
+        }
+    }
+}
+
+static unsigned default_concurrency(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
+{
+    server_t srv = {.opts = opts};
+    lg_error_t err;
+    int ret = 1;
+    sigset_t mask;
+
+    /* Signals go to the signalfd only: block them in this thread before any worker starts. */
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    srv.snapshot = lg_snapshot_build(bootstrap, &err);
+    if (srv.snapshot == NULL) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    srv.n_workers = opts->concurrency ? opts->concurrency : default_concurrency();
+    if (bind_all(&srv, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        goto exit;
+    }
+
+    srv.loop = h2o_evloop_create();
+    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) {
+        lg_err(main, "signalfd: %s", strerror(errno));
+        goto exit;
+    }
+    h2o_socket_t *sigsock = h2o_evloop_socket_create(srv.loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
+    sigsock->data = &srv;
+    h2o_socket_read_start(sigsock, on_signal);
+    h2o_timeout_init(srv.loop, &srv.poll_timeout, DRAIN_POLL_MS);
+    srv.poll_entry.cb = on_drain_poll;
+
+    srv.workers = calloc(srv.n_workers, sizeof(*srv.workers));
+    if (srv.workers == NULL)
+        lg_fatal("out of memory");
+    for (unsigned i = 0; i < srv.n_workers; ++i) {
+        srv.workers[i] = lg_worker_new(i, srv.snapshot, srv.listen_fds[i]);
+        if (lg_worker_start(srv.workers[i]) != 0)
+            lg_fatal("cannot start worker %u", i);
+    }
+    lg_info(main, "starting main dispatch loop with %u workers", srv.n_workers);
+
+    while (!srv.done)
+        if (h2o_evloop_run(srv.loop, INT32_MAX) != 0)
+            break;
+
+    for (unsigned i = 0; i < srv.n_workers; ++i)
+        lg_worker_stop_and_free(srv.workers[i]);
+    free(srv.workers);
+    h2o_timeout_unlink(&srv.poll_entry);
+    h2o_socket_read_stop(sigsock);
+    h2o_socket_close(sigsock);
+    h2o_evloop_run(srv.loop, 0);
+    h2o_timeout_dispose(srv.loop, &srv.poll_timeout);
+    h2o_evloop_destroy(srv.loop);
+    lg_info(main, "exiting");
+    ret = 0;
+exit:
+    if (srv.listen_fds != NULL) {
+        for (unsigned w = 0; w < srv.n_workers; ++w)
+            free(srv.listen_fds[w]);
+        free(srv.listen_fds);
+    }
+    lg_snapshot_release(srv.snapshot);
+    return ret;
+}

@@ -1,0 +1,243 @@
+/*
+ * Workers: see worker.h. Everything h2o keeps per thread (socket buffers, recycle pools) is created
+ * on the worker's own thread, so the loop, the queue and the listening sockets are made there and
+ * the main thread waits until the worker says it is ready.
+ */
+#include "worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn_manager.h"
+#include "listener.h"
+#include "log.h"
+#include "upstream_pool.h"
+
+typedef enum en_msg_type_t { MSG_SNAPSHOT, MSG_DRAIN, MSG_STOP } msg_type_t;
+
+typedef struct st_worker_msg_t {
+    h2o_multithread_message_t super;
+    msg_type_t type;
+    lg_snapshot_t *snapshot;
+} worker_msg_t;
+
+h2o_timeout_t *lg_worker_timeout(lg_worker_t *w, uint64_t ms)
+{
+    for (size_t i = 0; i < w->n_timeouts; ++i)
+        if (w->timeout_list[i]->ms == ms)
+            return &w->timeout_list[i]->timeout;
+    /* Buckets are registered with the loop by address: grow by allocating new ones, never moving. */
+    lg_timeout_bucket_t *b = calloc(1, sizeof(*b));
+    lg_timeout_bucket_t **arr = realloc(w->timeout_list, (w->n_timeouts + 1) * sizeof(*arr));
+    if (b == NULL || arr == NULL)
+        lg_fatal("out of memory");
+    w->timeout_list = arr;
+    b->ms = ms;
+    h2o_timeout_init(w->loop, &b->timeout, ms);
+    arr[w->n_timeouts++] = b;
+    return &b->timeout;
+}
+
+uint64_t lg_worker_random(lg_worker_t *w)
+{
+    /* xorshift64*: fast, and good enough for load balancing and request ids. */
+    uint64_t x = w->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+lg_cluster_state_t *lg_worker_cluster_state(lg_worker_t *w, const lg_cluster_t *c)
+{
+    if (c->index >= w->n_clusters)
+        return NULL;
+    return w->clusters[c->index];
+}
+
+static void set_snapshot(lg_worker_t *w, lg_snapshot_t *snap)
+{
+    /* Cluster state follows the snapshot's clusters; pools of clusters that stay are kept. */
+    lg_cluster_state_t **states = calloc(snap->n_clusters ? snap->n_clusters : 1, sizeof(*states));
+    if (states == NULL)
+        lg_fatal("out of memory");
+    for (size_t i = 0; i < snap->n_clusters; ++i) {
+        const lg_cluster_t *c = snap->clusters[i];
+        lg_cluster_state_t *old = NULL;
+        for (size_t j = 0; w->snapshot != NULL && j < w->n_clusters; ++j)
+            if (w->clusters[j] != NULL && strcmp(w->snapshot->clusters[j]->name, c->name) == 0) {
+                old = w->clusters[j];
+                w->clusters[j] = NULL;
+            }
+        states[i] = lg_cluster_state_update(w, old, c);
+    }
+    for (size_t j = 0; j < w->n_clusters; ++j)
+        if (w->clusters[j] != NULL)
+            lg_cluster_state_free(w->clusters[j]);
+    free(w->clusters);
+    w->clusters = states;
+    w->n_clusters = snap->n_clusters;
+    if (w->snapshot != NULL)
+        lg_snapshot_release(w->snapshot);
+    w->snapshot = snap;
+}
+
+static void close_listeners(lg_worker_t *w)
+{
+    for (size_t i = 0; i < w->n_listeners; ++i) {
+        if (w->listeners[i].sock != NULL) {
+            h2o_socket_read_stop(w->listeners[i].sock);
+            h2o_socket_close(w->listeners[i].sock);
+            w->listeners[i].sock = NULL;
+        }
+    }
+}
+
+static void on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    lg_worker_t *w = H2O_STRUCT_FROM_MEMBER(lg_worker_t, receiver, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        worker_msg_t *m = H2O_STRUCT_FROM_MEMBER(worker_msg_t, super.link, messages->next);
+        h2o_linklist_unlink(&m->super.link);
+        switch (m->type) {
+        case MSG_SNAPSHOT:
+            set_snapshot(w, m->snapshot);
+            break;
+        case MSG_DRAIN:
+            if (!w->draining) {
+                w->draining = 1;
+                close_listeners(w);
+                for (h2o_linklist_t *l = w->connections.next; l != &w->connections;) {
+                    lg_hcm_conn_t *c = H2O_STRUCT_FROM_MEMBER(lg_hcm_conn_t, worker_link, l);
+                    l = l->next; /* shutdown may close and unlink it */
+                    lg_hcm_conn_shutdown(c);
+                }
+            }
+            break;
+        case MSG_STOP:
+            w->stopping = 1;
+            break;
+        }
+        free(m);
+    }
+}
+
+static void send_msg(lg_worker_t *w, msg_type_t type, lg_snapshot_t *snap)
+{
+    worker_msg_t *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        lg_fatal("out of memory");
+    m->type = type;
+    m->snapshot = snap;
+    h2o_multithread_send_message(&w->receiver, &m->super);
+}
+
+static void *worker_main(void *arg)
+{
+    lg_worker_t *w = arg;
+    w->loop = h2o_evloop_create();
+    w->queue = h2o_multithread_create_queue(w->loop);
+    h2o_multithread_register_receiver(w->queue, &w->receiver, on_message);
+    h2o_linklist_init_anchor(&w->connections);
+    lg_snapshot_t *snap = w->snapshot;
+    w->snapshot = NULL;
+    set_snapshot(w, snap);
+    w->n_listeners = snap->n_listeners;
+    w->listeners = calloc(w->n_listeners ? w->n_listeners : 1, sizeof(*w->listeners));
+    if (w->listeners == NULL)
+        lg_fatal("out of memory");
+    for (size_t i = 0; i < w->n_listeners; ++i)
+        lg_listener_start(w, &w->listeners[i], snap->listeners[i], w->listen_fds[i]);
+
+    pthread_mutex_lock(&w->ready_mutex);
+    w->ready = 1;
+    pthread_cond_signal(&w->ready_cond);
+    pthread_mutex_unlock(&w->ready_mutex);
+
+    while (!w->stopping)
+        if (h2o_evloop_run(w->loop, INT32_MAX) != 0)
+            break;
+
+    /* Stop: close what is left, let the closes run, then free the loop's objects. */
+    close_listeners(w);
+    while (!h2o_linklist_is_empty(&w->connections)) {
+        lg_hcm_conn_t *c = H2O_STRUCT_FROM_MEMBER(lg_hcm_conn_t, worker_link, w->connections.next);
+        if (c->codec_close == NULL)
+            break;
+        c->codec_close(c->codec);
+    }
+    for (size_t i = 0; i < w->n_clusters; ++i)
+        if (w->clusters[i] != NULL)
+            lg_cluster_state_free(w->clusters[i]);
+    free(w->clusters);
+    w->clusters = NULL;
+    w->n_clusters = 0;
+    for (int i = 0; i < 4; ++i)
+        h2o_evloop_run(w->loop, 0);
+    h2o_multithread_unregister_receiver(w->queue, &w->receiver);
+    h2o_multithread_destroy_queue(w->queue);
+    for (size_t i = 0; i < w->n_timeouts; ++i) {
+        h2o_timeout_dispose(w->loop, &w->timeout_list[i]->timeout);
+        free(w->timeout_list[i]);
+    }
+    free(w->timeout_list);
+    h2o_evloop_destroy(w->loop);
+    lg_snapshot_release(w->snapshot);
+    w->snapshot = NULL;
+    return NULL;
+}
+
+lg_worker_t *lg_worker_new(unsigned id, lg_snapshot_t *snapshot, const int *listen_fds)
+{
+    lg_worker_t *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        lg_fatal("out of memory");
+    w->id = id;
+    w->snapshot = lg_snapshot_retain(snapshot);
+    w->listen_fds = listen_fds;
+    w->rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)id << 32) ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)w;
+    w->stats = lg_stats_cells_new();
+    lg_stats_attach(w->stats);
+    pthread_mutex_init(&w->ready_mutex, NULL);
+    pthread_cond_init(&w->ready_cond, NULL);
+    return w;
+}
+
+int lg_worker_start(lg_worker_t *w)
+{
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+        return -1;
+    pthread_mutex_lock(&w->ready_mutex);
+    while (!w->ready)
+        pthread_cond_wait(&w->ready_cond, &w->ready_mutex);
+    pthread_mutex_unlock(&w->ready_mutex);
+    return 0;
+}
+
+void lg_worker_publish(lg_worker_t *w, lg_snapshot_t *snapshot)
+{
+    send_msg(w, MSG_SNAPSHOT, lg_snapshot_retain(snapshot));
+}
+
+void lg_worker_drain(lg_worker_t *w)
+{
+    send_msg(w, MSG_DRAIN, NULL);
+}
+
+size_t lg_worker_active_connections(lg_worker_t *w)
+{
+    return atomic_load(&w->active_connections);
+}
+
+void lg_worker_stop_and_free(lg_worker_t *w)
+{
+    send_msg(w, MSG_STOP, NULL);
+    pthread_join(w->thread, NULL);
+    free(w->listeners);
+    pthread_mutex_destroy(&w->ready_mutex);
+    pthread_cond_destroy(&w->ready_cond);
+    /* The stats block stays attached: totals survive the worker. */
+    free(w);
+}

@@ -1,0 +1,81 @@
+/*
+ * A worker: one thread, one h2o event loop, its own listening sockets (SO_REUSEPORT) and its own
+ * upstream connection pools. A request never leaves the worker that accepted its connection, so the
+ * request path takes no lock. The main thread talks to a worker only through its message queue:
+ * a new config snapshot, drain, stop (DESIGN §4).
+ */
+#ifndef LG_WORKER_H
+#define LG_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <h2o/linklist.h>
+#include <h2o/multithread.h>
+#include <h2o/socket.h>
+#include <h2o/timeout.h>
+
+#include "snapshot.h"
+#include "stats.h"
+
+typedef struct st_lg_cluster_state_t lg_cluster_state_t;
+
+typedef struct st_lg_worker_listener_t {
+    struct st_lg_worker_t *worker;
+    const lg_listener_t *config; /* in the worker's current snapshot */
+    h2o_socket_t *sock;
+    int fd;
+} lg_worker_listener_t;
+
+/* h2o 2.2.5 timeouts have one fixed duration each: the worker keeps one per duration in use. */
+typedef struct st_lg_timeout_bucket_t {
+    uint64_t ms;
+    h2o_timeout_t timeout;
+} lg_timeout_bucket_t;
+
+typedef struct st_lg_worker_t {
+    unsigned id;
+    pthread_t thread;
+    h2o_evloop_t *loop;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t receiver;
+    lg_snapshot_t *snapshot; /* current config; connections hold their own reference */
+    lg_worker_listener_t *listeners;
+    size_t n_listeners;
+    lg_cluster_state_t **clusters; /* by lg_cluster_t.index of `snapshot` */
+    size_t n_clusters;
+    lg_timeout_bucket_t **timeout_list;
+    size_t n_timeouts;
+    lg_stats_cells_t *stats;
+    uint64_t rng; /* xorshift state: LB picks, request ids */
+    h2o_linklist_t connections; /* lg_hcm_conn_t.worker_link */
+    atomic_size_t active_connections; /* read by the main thread during drain */
+    int draining, stopping;
+    int ready;
+    pthread_mutex_t ready_mutex;
+    pthread_cond_t ready_cond;
+    const int *listen_fds;
+} lg_worker_t;
+
+/** The bucket for timeouts of `ms` milliseconds on this worker's loop (created on first use). */
+h2o_timeout_t *lg_worker_timeout(lg_worker_t *w, uint64_t ms);
+/** A fast non-cryptographic random number (per worker). */
+uint64_t lg_worker_random(lg_worker_t *w);
+/** The worker's state for a cluster of its current snapshot, or NULL. */
+lg_cluster_state_t *lg_worker_cluster_state(lg_worker_t *w, const lg_cluster_t *c);
+
+/** Creates a worker with listening fds already bound by the main thread (one per listener). */
+lg_worker_t *lg_worker_new(unsigned id, lg_snapshot_t *snapshot, const int *listen_fds);
+/** Starts its thread. */
+int lg_worker_start(lg_worker_t *w);
+/** From the main thread: hand the worker a new snapshot (it takes its own reference). */
+void lg_worker_publish(lg_worker_t *w, lg_snapshot_t *snapshot);
+/** From the main thread: stop accepting and let connections finish (graceful drain). */
+void lg_worker_drain(lg_worker_t *w);
+/** From the main thread: stop the loop, join the thread, free the worker. */
+void lg_worker_stop_and_free(lg_worker_t *w);
+/** Whether the worker has no connection left (main thread may poll during drain). */
+size_t lg_worker_active_connections(lg_worker_t *w);
+
+#endif
