@@ -493,8 +493,10 @@ static void decode_trailers_from(lg_stream_t *s, size_t start)
 {
     for (size_t i = start; i < s->n_filters; ++i) {
         lg_filter_t *f = &s->filters[i];
-        if (s->dec_stop != SIZE_MAX && i >= s->dec_stop)
-            return; /* delivered on continue */
+        /* Held for continue past a stopped filter; the stopped filter itself still sees trailers
+         * unless it stopped everything (STOP_ALL_*), as with data. */
+        if (s->dec_stop != SIZE_MAX && (i > s->dec_stop || (i == s->dec_stop && s->dec_stop_all)))
+            return;
         if (f->ops->decode_trailers == NULL)
             continue;
         lg_filter_trailers_status_t st = f->ops->decode_trailers(f, s->dec_trailers);
@@ -624,7 +626,7 @@ static void encode_trailers_from(lg_stream_t *s, size_t start)
 {
     for (size_t i = start; i-- > 0;) {
         lg_filter_t *f = &s->filters[i];
-        if (s->enc_stop != SIZE_MAX && i <= s->enc_stop)
+        if (s->enc_stop != SIZE_MAX && (i < s->enc_stop || (i == s->enc_stop && s->enc_stop_all)))
             return;
         if (f->ops->encode_trailers == NULL)
             continue;

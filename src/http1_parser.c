@@ -512,9 +512,9 @@ static int scan_status_line(const lg_http1_options_t *opts, const char *buf, siz
  * Field semantics: framing and connection management.
  * ------------------------------------------------------------------------------------------- */
 
-/* Parses one Content-Length field value: a list of 1*DIGIT (RFC 9110 §8.6 lets identical
- * duplicates through), at most 19 digits and at most INT64_MAX. Identical to any value seen in
- * earlier lines (*have, *value). Returns 0, or the error code. */
+/* Parses one Content-Length field value: 1*DIGIT, at most 19 digits and at most INT64_MAX.
+ * RFC 9110 §8.6 would let identical duplicates through; Envoy refuses any second value (a list,
+ * or another line: *have), and so does legate. Returns 0, or the error code. */
 static lg_http1_error_code_t parse_content_length(const char *v, size_t len, bool *have,
                                                   uint64_t *value)
 {
@@ -536,7 +536,7 @@ static lg_http1_error_code_t parse_content_length(const char *v, size_t len, boo
             ++i;
         if (i < len && v[i] != ',')
             return LG_HTTP1_ERR_INVALID_CONTENT_LENGTH;
-        if (*have && *value != x)
+        if (*have)
             return LG_HTTP1_ERR_CONFLICTING_CONTENT_LENGTH;
         *have = true;
         *value = x;

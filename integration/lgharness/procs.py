@@ -140,6 +140,7 @@ class Legate(Proc):
 
     def __init__(self, binary, config_path, ports, *, log_dir, name="legate", extra_args=(),
                  log_level="warning", env=None):
+        log_level = os.environ.get("LEGATE_LOG_LEVEL", log_level)
         argv = [binary, "-c", config_path, "--concurrency", "1", "-l", log_level,
                 "--drain-time-s", "1", *extra_args]
         super().__init__(argv, name=name, log_dir=log_dir, env=env)
