@@ -120,7 +120,8 @@ int lg_tls_server_selector_find(const lg_tls_server_selector_t *s, const char *s
  * error). Then conn->chain_index says which chain to run, h2o_socket_ssl_get_selected_protocol()
  * gives ALPN, lg_tls_conn_sni() and lg_tls_conn_has_peer_cert() the rest. The socket must not be
  * reading; as always with h2o, decrypted bytes may already wait in sock->input after success.
- * Closing the socket before completion is allowed (cb never runs).
+ * cb may run before this returns (input already buffered and bad). Closing the socket before
+ * completion is allowed (cb never runs then).
  */
 void lg_tls_server_handshake(h2o_socket_t *sock, lg_tls_server_selector_t *sel, lg_tls_conn_t *conn,
                              h2o_socket_cb cb);
@@ -147,7 +148,11 @@ const char *lg_tls_client_ctx_sni(const lg_tls_client_ctx_t *c);
  * handshake succeeded and the peer passed the context's verification, else the reason
  * ("certificate verify failed"-style OpenSSL strings: "self-signed certificate", "hostname
  * mismatch" for a SAN matcher failure, ...). ALPN: h2o_socket_ssl_get_selected_protocol().
- * `conn` as for the server (chain_index stays -1).
+ * `conn` as for the server (chain_index stays -1); cb may run before this returns.
+ * One h2o 2.2.5 wrinkle: after a full TLS 1.2 handshake, h2o's own host-name check runs and this
+ * function discards its verdict; h2o then does not decode records that arrived together with
+ * the server's Finished (an HTTP/2 server's SETTINGS) until more bytes arrive on the socket, so
+ * the caller must not wait for the server to speak first (HTTP clients never do).
  */
 void lg_tls_client_handshake(h2o_socket_t *sock, lg_tls_client_ctx_t *ctx, const char *sni_override,
                              lg_tls_conn_t *conn, h2o_socket_cb cb);

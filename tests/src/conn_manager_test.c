@@ -1,0 +1,279 @@
+/*
+ * Unit tests of the connection manager's filter chain (src/conn_manager.c): Envoy's stop/continue
+ * semantics in both directions, local replies (plain and gRPC), and stream release. A fake codec
+ * stream records what reaches the client; scripted filters record what reaches them.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn_manager.h"
+#include "lg_test.h"
+#include "worker.h"
+
+/* ---- a fake codec stream ------------------------------------------------------------------ */
+
+typedef struct st_fake_codec_t {
+    lg_server_stream_t super;
+    int status, head_end, data_end, trailers, reset, released;
+    char body[256];
+    size_t body_len;
+    char grpc_status[8];
+} fake_codec_t;
+
+static void fc_encode_headers(lg_server_stream_t *s, const lg_response_head_t *head, int end_stream)
+{
+    fake_codec_t *c = (fake_codec_t *)s;
+    c->status = head->status;
+    c->head_end = end_stream;
+    const h2o_iovec_t *g = lg_headers_get(&head->headers, "grpc-status", 11);
+    if (g != NULL && g->len < sizeof(c->grpc_status))
+        memcpy(c->grpc_status, g->base, g->len);
+}
+static void fc_encode_data(lg_server_stream_t *s, const void *data, size_t len, int end_stream)
+{
+    fake_codec_t *c = (fake_codec_t *)s;
+    memcpy(c->body + c->body_len, data, len);
+    c->body_len += len;
+    c->data_end = end_stream;
+}
+static void fc_encode_trailers(lg_server_stream_t *s, const lg_headers_t *t)
+{
+    ((fake_codec_t *)s)->trailers = 1;
+}
+static void fc_reset(lg_server_stream_t *s)
+{
+    ((fake_codec_t *)s)->reset = 1;
+}
+static void fc_read_disable(lg_server_stream_t *s, int d)
+{
+}
+static size_t fc_buffered(lg_server_stream_t *s)
+{
+    return 0;
+}
+static void fc_release(lg_server_stream_t *s)
+{
+    ((fake_codec_t *)s)->released = 1;
+}
+static const lg_server_stream_ops_t fc_ops = {fc_encode_headers, fc_encode_data, fc_encode_trailers, fc_reset,
+                                              fc_read_disable, fc_buffered, fc_release};
+
+/* ---- scripted filters ----------------------------------------------------------------------- */
+
+/* What each filter saw, in order, as a string of events: H (headers), D<len>, T, h (encode headers). */
+static char events[4][128];
+static lg_filter_headers_status_t script_headers[4];
+static lg_filter_t *stopped;
+
+static void note(lg_filter_t *f, const char *ev)
+{
+    strcat(events[f->index], ev);
+}
+static lg_filter_headers_status_t t_decode_headers(lg_filter_t *f, lg_request_head_t *h, int end)
+{
+    note(f, "H");
+    if (script_headers[f->index] != LG_FILTER_HEADERS_CONTINUE)
+        stopped = f;
+    return script_headers[f->index];
+}
+static lg_filter_data_status_t t_decode_data(lg_filter_t *f, lg_data_t *d, int end)
+{
+    char ev[16];
+    snprintf(ev, sizeof(ev), "D%zu", d->len);
+    note(f, ev);
+    return LG_FILTER_DATA_CONTINUE;
+}
+static lg_filter_trailers_status_t t_decode_trailers(lg_filter_t *f, lg_headers_t *t)
+{
+    note(f, "T");
+    return LG_FILTER_TRAILERS_CONTINUE;
+}
+static char encode_order[16];
+static lg_filter_headers_status_t t_encode_headers(lg_filter_t *f, lg_response_head_t *h, int end)
+{
+    note(f, "h");
+    encode_order[strlen(encode_order)] = (char)('0' + f->index);
+    return LG_FILTER_HEADERS_CONTINUE;
+}
+static const lg_http_filter_ops_t test_ops = {
+    .name = "test",
+    .decode_headers = t_decode_headers,
+    .decode_data = t_decode_data,
+    .decode_trailers = t_decode_trailers,
+    .encode_headers = t_encode_headers,
+};
+
+/* ---- fixture ---------------------------------------------------------------------------- */
+
+static lg_worker_t worker;
+static lg_hcm_config_t config;
+static lg_listener_t listener;
+static lg_filter_chain_t chain;
+static lg_snapshot_t snapshot;
+static lg_filter_factory_entry_t entries[3];
+static lg_hcm_conn_t *conn;
+
+static void setup(size_t n_filters)
+{
+    memset(events, 0, sizeof(events));
+    memset(script_headers, 0, sizeof(script_headers));
+    stopped = NULL;
+    for (size_t i = 0; i < 3; ++i)
+        entries[i] = (lg_filter_factory_entry_t){&test_ops, "test", NULL, 0};
+    config.filters = entries;
+    config.n_filters = n_filters;
+    config.server_name = "envoy";
+    config.generate_request_id = 1;
+    conn = calloc(1, sizeof(*conn));
+    conn->worker = &worker;
+    conn->snapshot = &snapshot;
+    conn->listener = &listener;
+    conn->chain = &chain;
+    conn->config = &config;
+    h2o_linklist_init_anchor(&conn->streams);
+}
+
+static void teardown(void)
+{
+    free(conn);
+}
+
+static lg_stream_t *start(fake_codec_t *fc, const char *content_type, int end_stream)
+{
+    memset(fc, 0, sizeof(*fc));
+    fc->super.ops = &fc_ops;
+    lg_stream_t *s = lg_hcm_stream_new(conn, &fc->super);
+    lg_request_head_t *req = h2o_mem_alloc_pool(lg_stream_pool(s), sizeof(*req));
+    memset(req, 0, sizeof(*req));
+    req->method = LG_LIT("POST");
+    req->path = LG_LIT("/");
+    req->authority = LG_LIT("x");
+    req->version = LG_HTTP_11;
+    req->content_length = -1;
+    if (content_type != NULL)
+        lg_headers_add(lg_stream_pool(s), &req->headers, LG_LIT("content-type"),
+                       h2o_iovec_init(content_type, strlen(content_type)));
+    lg_hcm_on_headers(s, req, end_stream);
+    return s;
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+LG_TEST(test_everything_passes_in_order)
+{
+    setup(2);
+    fake_codec_t fc;
+    lg_stream_t *s = start(&fc, NULL, 0);
+    lg_hcm_on_data(s, "abc", 3, 0);
+    lg_headers_t *tr = h2o_mem_alloc_pool(lg_stream_pool(s), sizeof(*tr));
+    memset(tr, 0, sizeof(*tr));
+    lg_hcm_on_trailers(s, tr);
+    LG_EXPECT_STR(events[0], "HD3T");
+    LG_EXPECT_STR(events[1], "HD3T");
+    lg_hcm_on_reset(s, LG_RESET_CONNECTION_CLOSED);
+    LG_EXPECT_INT(fc.released, 1);
+    teardown();
+}
+
+LG_TEST(test_stop_iteration_still_sees_data_and_trailers)
+{
+    setup(2);
+    script_headers[1] = LG_FILTER_HEADERS_STOP_ITERATION; /* like the router */
+    fake_codec_t fc;
+    lg_stream_t *s = start(&fc, NULL, 0);
+    lg_hcm_on_data(s, "abcd", 4, 0);
+    lg_headers_t *tr = h2o_mem_alloc_pool(lg_stream_pool(s), sizeof(*tr));
+    memset(tr, 0, sizeof(*tr));
+    lg_hcm_on_trailers(s, tr);
+    LG_EXPECT_STR(events[1], "HD4T");
+    lg_hcm_on_reset(s, LG_RESET_CONNECTION_CLOSED);
+    teardown();
+}
+
+LG_TEST(test_stop_all_holds_data_until_continue)
+{
+    setup(2);
+    script_headers[0] = LG_FILTER_HEADERS_STOP_ALL_BUFFER;
+    fake_codec_t fc;
+    lg_stream_t *s = start(&fc, NULL, 0);
+    lg_hcm_on_data(s, "ab", 2, 0);
+    lg_hcm_on_data(s, "cde", 3, 1);
+    LG_EXPECT_STR(events[0], "H"); /* STOP_ALL: the stopped filter sees no data either */
+    LG_EXPECT_STR(events[1], "");
+    lg_filter_continue_decoding(stopped);
+    LG_EXPECT_STR(events[1], "HD5"); /* held data arrives in one piece after the headers */
+    lg_hcm_on_reset(s, LG_RESET_CONNECTION_CLOSED);
+    teardown();
+}
+
+LG_TEST(test_local_reply_ends_stream_and_skips_later_filters)
+{
+    setup(2);
+    fake_codec_t fc;
+    memset(&fc, 0, sizeof(fc));
+    fc.super.ops = &fc_ops;
+    script_headers[0] = LG_FILTER_HEADERS_STOP_ITERATION;
+    lg_stream_t *s = start(&fc, NULL, 1);
+    lg_filter_send_local_reply(stopped, 403, "denied", "UAEX", "ext_authz_denied");
+    LG_EXPECT_INT(fc.status, 403);
+    LG_EXPECT_INT(fc.body_len, 6);
+    LG_EXPECT_INT(fc.data_end, 1);
+    LG_EXPECT_STR(events[1], ""); /* never reached */
+    LG_EXPECT_INT(fc.released, 1);
+    (void)s;
+    teardown();
+}
+
+LG_TEST(test_grpc_local_reply_is_trailers_only)
+{
+    setup(1);
+    script_headers[0] = LG_FILTER_HEADERS_STOP_ITERATION;
+    fake_codec_t fc;
+    start(&fc, "application/grpc", 1);
+    lg_filter_send_local_reply(stopped, 503, "no healthy upstream", "UH", "no_healthy_upstream");
+    LG_EXPECT_INT(fc.status, 200);
+    LG_EXPECT_INT(fc.head_end, 1);
+    LG_EXPECT_STR(fc.grpc_status, "14"); /* UNAVAILABLE */
+    LG_EXPECT_INT(fc.released, 1);
+    teardown();
+}
+
+LG_TEST(test_encode_runs_in_reverse_order)
+{
+    setup(3);
+    script_headers[2] = LG_FILTER_HEADERS_STOP_ITERATION;
+    fake_codec_t fc;
+    start(&fc, NULL, 1);
+    lg_response_head_t *r = h2o_mem_alloc_pool(lg_stream_pool(stopped->stream), sizeof(*r));
+    memset(r, 0, sizeof(*r));
+    r->status = 200;
+    memset(encode_order, 0, sizeof(encode_order));
+    lg_filter_encode_headers(stopped, r, 1);
+    LG_EXPECT_STR(encode_order, "210");
+    LG_EXPECT_STR(events[2], "Hh");
+    LG_EXPECT_STR(events[1], "Hh");
+    LG_EXPECT_STR(events[0], "Hh");
+    LG_EXPECT_INT(fc.status, 200);
+    LG_EXPECT_INT(fc.released, 1);
+    teardown();
+}
+
+int main(void)
+{
+    worker.loop = h2o_evloop_create();
+    worker.stats = lg_stats_cells_new();
+    h2o_linklist_init_anchor(&worker.connections);
+    worker.rng = 42;
+    config.stats = lg_hcm_stats_for("test");
+    atomic_init(&snapshot.refcnt, 1);
+    LG_RUN(test_everything_passes_in_order);
+    LG_RUN(test_stop_iteration_still_sees_data_and_trailers);
+    LG_RUN(test_stop_all_holds_data_until_continue);
+    LG_RUN(test_local_reply_ends_stream_and_skips_later_filters);
+    LG_RUN(test_grpc_local_reply_is_trailers_only);
+    LG_RUN(test_encode_runs_in_reverse_order);
+    free((void *)config.stats);
+    free(worker.stats);
+    h2o_evloop_destroy(worker.loop);
+    return LG_TEST_END();
+}
