@@ -240,7 +240,7 @@ static void fail_stream(lg_http1_client_conn_t *conn, client_stream_t *s, lg_res
 static bool can_accept(lg_http1_client_conn_t *conn)
 {
     return conn->sock != NULL && conn->stream == NULL && !conn->no_reuse && !conn->shutdown &&
-           !conn->close_pending &&
+           !conn->close_pending && !conn->eof &&
            (conn->settings.max_requests_per_connection == 0 ||
             conn->requests < conn->settings.max_requests_per_connection);
 }
@@ -266,9 +266,9 @@ static bool leave(lg_http1_client_conn_t *conn)
     if (conn->sock != NULL) {
         flush(conn);
         /* An idle connection that will not be reused goes now. */
-        if (conn->stream == NULL && (conn->no_reuse || conn->shutdown ||
-                                     (conn->settings.max_requests_per_connection != 0 &&
-                                      conn->requests >= conn->settings.max_requests_per_connection)))
+        uint32_t max = conn->settings.max_requests_per_connection;
+        if (conn->stream == NULL &&
+            (conn->no_reuse || conn->shutdown || (max != 0 && conn->requests >= max)))
             do_close_socket(conn);
     }
     if (conn->sock != NULL) {
@@ -641,7 +641,8 @@ static void request_done(lg_http1_client_conn_t *conn, client_stream_t *s)
         conn->no_reuse = true; /* short body: the server still waits for bytes */
 }
 
-static void c_encode_headers(lg_upstream_stream_t *us, const lg_request_head_t *head, int end_stream)
+static void c_encode_headers(lg_upstream_stream_t *us, const lg_request_head_t *head,
+                             int end_stream)
 {
     client_stream_t *s = (client_stream_t *)us;
     lg_http1_client_conn_t *conn = s->conn;
@@ -651,7 +652,8 @@ static void c_encode_headers(lg_upstream_stream_t *us, const lg_request_head_t *
         return;
     h2o_iovec_t path = head->path.len > 0 ? head->path : LG_LIT("/");
     if (head->method.len == 0 || !lg_http1_field_name_valid(head->method.base, head->method.len) ||
-        !is_visible(path) || !lg_http1_field_value_valid(head->authority.base, head->authority.len)) {
+        !is_visible(path) ||
+        !lg_http1_field_value_valid(head->authority.base, head->authority.len)) {
         lg_debug(upstream, "http1 client: request head cannot be written in HTTP/1.1");
         s->pending_reset = LG_RESET_LOCAL;
         schedule(conn);
@@ -900,6 +902,10 @@ lg_client_conn_t *lg_http1_client_conn_new(h2o_socket_t *sock, const lg_http1_cl
     conn->hold_limit = s->max_held_input;
     if (conn->hold_limit < conn->opts.max_header_bytes + 1024)
         conn->hold_limit = conn->opts.max_header_bytes + 1024;
+    if (conn->settings.high_watermark == 0) {
+        conn->settings.high_watermark = DEFAULT_HIGH_WATERMARK;
+        conn->settings.low_watermark = DEFAULT_LOW_WATERMARK;
+    }
     if (conn->settings.low_watermark > conn->settings.high_watermark)
         conn->settings.low_watermark = conn->settings.high_watermark;
 

@@ -17,8 +17,9 @@
  *
  * Output. Bytes are appended to `out`; one write is in flight at a time from `inflight`; the two
  * buffers swap when it completes. Closing after a response shuts the write side first and keeps
- * reading (and discarding) for a while, so that a client still sending does not get a TCP reset
- * that would destroy the response in its receive buffer (nginx's lingering close).
+ * reading (and discarding) for a while (Envoy's delayed close, nginx's lingering close), so that
+ * a client still sending does not get a TCP reset that would destroy the response in its
+ * receive buffer.
  */
 #include "http1_server.h"
 
@@ -34,8 +35,6 @@
 #define LG_HTTP1_DEFAULT_HIGH_WATERMARK (1024 * 1024)
 #define LG_HTTP1_DEFAULT_LOW_WATERMARK (512 * 1024)
 #define LG_HTTP1_DEFAULT_MAX_HELD_INPUT (64 * 1024)
-/* A lingering close reads and discards at most this much before closing anyway. */
-#define LINGER_MAX_BYTES (1024 * 1024)
 
 typedef struct st_server_stream_t {
     lg_server_stream_t super; /* first: the ops table's argument */
@@ -66,7 +65,6 @@ struct st_lg_http1_server_conn_t {
     size_t head_last_len; /* for incremental head parsing */
     size_t hold_limit;
     h2o_buffer_t *out, *inflight;
-    size_t linger_bytes;
     unsigned depth;
     bool is_tls, writing, wm_above;
     bool shutdown;         /* drain asked for */
@@ -76,6 +74,7 @@ struct st_lg_http1_server_conn_t {
     bool lingering;        /* write side shut; reading and discarding until EOF or timeout */
     bool close_pending;    /* close the socket when the current dispatch unwinds */
     bool done;             /* lg_hcm_conn_closed was called */
+    lg_reset_reason_t close_reason; /* what a stream cut short by the close hears */
 };
 
 static const lg_server_stream_ops_t stream_ops;
@@ -258,11 +257,11 @@ static void update_reading(lg_http1_server_conn_t *conn)
  * re-armed by bytes of an incomplete head, so a head sent one byte at a time still times out. */
 static void update_idle(lg_http1_server_conn_t *conn)
 {
-    if (conn->settings.idle_timeout == NULL)
+    if (conn->settings.idle_timeout == NULL || conn->lingering)
         return;
     /* Not while a finished response is still being written to a slow reader. */
-    bool want = conn->sock != NULL &&
-                ((conn->stream == NULL && !conn->writing && conn->out->size == 0) || conn->lingering);
+    bool want =
+        conn->sock != NULL && conn->stream == NULL && !conn->writing && conn->out->size == 0;
     if (want && !h2o_timeout_is_linked(&conn->idle_entry))
         h2o_timeout_link(conn->loop, conn->settings.idle_timeout, &conn->idle_entry);
     else if (!want)
@@ -296,11 +295,11 @@ static void close_after_flush(lg_http1_server_conn_t *conn)
 {
     if (conn->lingering || conn->sock == NULL)
         return;
-    if (conn->sock->ssl == NULL && conn->settings.idle_timeout != NULL &&
+    if (conn->sock->ssl == NULL && conn->settings.delayed_close_timeout != NULL &&
         shutdown(h2o_socket_get_fd(conn->sock), SHUT_WR) == 0) {
         conn->lingering = true;
-        h2o_timeout_unlink(&conn->idle_entry); /* the linger gets a full period */
-        update_idle(conn);
+        h2o_timeout_unlink(&conn->idle_entry); /* the same entry now times the linger */
+        h2o_timeout_link(conn->loop, conn->settings.delayed_close_timeout, &conn->idle_entry);
         update_reading(conn);
         return;
     }
@@ -350,7 +349,7 @@ static bool leave(lg_http1_server_conn_t *conn)
         !(s->request_complete && s->response_complete)) {
         s->reset_notified = true;
         ++conn->depth;
-        lg_hcm_on_reset(s->super.hcm, LG_RESET_CONNECTION_CLOSED);
+        lg_hcm_on_reset(s->super.hcm, conn->close_reason);
         --conn->depth;
     }
     if (conn->stream == NULL && !conn->done) {
@@ -460,7 +459,8 @@ static server_stream_t *stream_create(lg_http1_server_conn_t *conn)
 }
 
 /* The request cannot be parsed: the manager answers it, the connection closes after that. */
-static void reject(lg_http1_server_conn_t *conn, server_stream_t *s, int status, const char *details)
+static void reject(lg_http1_server_conn_t *conn, server_stream_t *s, int status,
+                   const char *details)
 {
     lg_debug(http, "http1: request rejected: %d %s", status, details);
     s->request_complete = true;
@@ -711,7 +711,8 @@ static void on_defer(h2o_timeout_entry_t *entry)
 
 static void on_idle(h2o_timeout_entry_t *entry)
 {
-    lg_http1_server_conn_t *conn = H2O_STRUCT_FROM_MEMBER(lg_http1_server_conn_t, idle_entry, entry);
+    lg_http1_server_conn_t *conn =
+        H2O_STRUCT_FROM_MEMBER(lg_http1_server_conn_t, idle_entry, entry);
     ++conn->depth;
     close_socket(conn);
     leave(conn);
@@ -729,13 +730,8 @@ static void on_read(h2o_socket_t *sock, const char *err)
         return;
     }
     if (conn->lingering || conn->closing || conn->discard_input) {
-        conn->linger_bytes += sock->input->size;
+        /* Nothing more is parsed; the bytes are dropped (a linger is bounded by its timer). */
         h2o_buffer_consume(&sock->input, sock->input->size);
-        if (conn->linger_bytes > LINGER_MAX_BYTES) {
-            ++conn->depth;
-            close_socket(conn);
-            leave(conn);
-        }
         return;
     }
     dispatch(conn);
@@ -785,6 +781,8 @@ static void write_interim(lg_http1_server_conn_t *conn, server_stream_t *s,
                           const lg_response_head_t *head)
 {
     char line[64];
+    if (s->is_http10)
+        return; /* RFC 9110 §15.2: never a 1xx to an HTTP/1.0 client */
     if (head->status == 100) {
         /* Only the one 100 the client asked for, once (the manager may answer it itself). */
         if (!s->expect_continue)
@@ -824,7 +822,9 @@ static void s_encode_headers(lg_server_stream_t *cs, const lg_response_head_t *h
     bool keep = s->keep_alive && !conn->shutdown && !conn->no_more_requests && !conn_close &&
                 status != 101;
 
-    snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, lg_http1_reason_phrase(status));
+    /* An HTTP/1.0 client gets an HTTP/1.0 status line, as Envoy answers it. */
+    snprintf(line, sizeof(line), "HTTP/1.%d %d %s\r\n", s->is_http10 ? 0 : 1, status,
+             lg_http1_reason_phrase(status));
     append_str(&conn->out, line);
     append_fields(&conn->out, &head->headers);
     if (s->is_head || status == 204 || status == 304 || status == 101) {
@@ -1002,6 +1002,7 @@ lg_http1_server_conn_t *lg_http1_server_conn_new(h2o_socket_t *sock, lg_hcm_conn
     conn->hcm = hcm;
     conn->settings = *settings;
     conn->is_tls = sock->ssl != NULL;
+    conn->close_reason = LG_RESET_CONNECTION_CLOSED;
 
     lg_http1_options_init(&conn->opts);
     if (settings->max_request_headers_kb > 0)
@@ -1018,6 +1019,10 @@ lg_http1_server_conn_t *lg_http1_server_conn_new(h2o_socket_t *sock, lg_hcm_conn
     conn->hold_limit = settings->max_held_input;
     if (conn->hold_limit < conn->opts.max_header_bytes + 1024)
         conn->hold_limit = conn->opts.max_header_bytes + 1024;
+    if (conn->settings.high_watermark == 0) {
+        conn->settings.high_watermark = LG_HTTP1_DEFAULT_HIGH_WATERMARK;
+        conn->settings.low_watermark = LG_HTTP1_DEFAULT_LOW_WATERMARK;
+    }
     if (conn->settings.low_watermark > conn->settings.high_watermark)
         conn->settings.low_watermark = conn->settings.high_watermark;
 
@@ -1037,5 +1042,14 @@ lg_http1_server_conn_t *lg_http1_server_conn_new(h2o_socket_t *sock, lg_hcm_conn
 void lg_http1_server_conn_shutdown(lg_http1_server_conn_t *conn)
 {
     conn->shutdown = true;
+    schedule(conn);
+}
+
+void lg_http1_server_conn_close(lg_http1_server_conn_t *conn)
+{
+    conn->no_more_requests = true;
+    if (conn->sock != NULL)
+        conn->close_reason = LG_RESET_LOCAL;
+    close_socket(conn);
     schedule(conn);
 }

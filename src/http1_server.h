@@ -46,14 +46,19 @@ typedef struct st_lg_http1_settings_t {
      * from it, on the next loop pass. */
     h2o_timeout_t *zero_timeout;
     /* Optional: closes a connection that has no request in progress (between keep-alive
-     * requests, or while a request head trickles in) when it fires; it also bounds the
-     * lingering close. NULL: no idle timeout. */
+     * requests, or while a request head trickles in) when it fires. NULL: no idle timeout. */
     h2o_timeout_t *idle_timeout;
+    /* Optional, Envoy's delayed_close_timeout (1 s there): when the codec closes a plaintext
+     * connection it shuts its write side and keeps reading (and discarding) until the client
+     * closes or this fires, so that bytes the client is still sending do not turn the close into
+     * a TCP reset that destroys the response in the client's receive buffer.
+     * NULL: close at once. */
+    h2o_timeout_t *delayed_close_timeout;
 } lg_http1_settings_t;
 
 typedef struct st_lg_http1_server_conn_t lg_http1_server_conn_t;
 
-/** Fills `s` with the defaults above (zero_timeout and idle_timeout NULL: set them). */
+/** Fills `s` with the defaults above (the timeouts NULL: set them). */
 void lg_http1_settings_init(lg_http1_settings_t *s);
 
 /**
@@ -77,6 +82,13 @@ lg_http1_server_conn_t *lg_http1_server_conn_new(h2o_socket_t *sock, lg_hcm_conn
  * this call. Worker thread only.
  */
 void lg_http1_server_conn_shutdown(lg_http1_server_conn_t *conn);
+
+/**
+ * Closes the connection now (listener removal, overload): a request in progress hears
+ * lg_hcm_on_reset(LG_RESET_LOCAL) and lg_hcm_conn_closed follows, both from the event loop,
+ * never from inside this call. Worker thread only.
+ */
+void lg_http1_server_conn_close(lg_http1_server_conn_t *conn);
 
 /** The reason phrase for a status code ("Not Found"), "" for codes without one. Static. */
 const char *lg_http1_reason_phrase(int status);

@@ -680,7 +680,10 @@ static void teardown(lg_http2_client_conn_t *conn, const char *why)
 
 static void conn_on_done(lg_h2_io_t *io, const char *err)
 {
-    teardown(H2O_STRUCT_FROM_MEMBER(lg_http2_client_conn_t, io, io), err);
+    lg_http2_client_conn_t *conn = H2O_STRUCT_FROM_MEMBER(lg_http2_client_conn_t, io, io);
+    if (io->nghttp2_error == NGHTTP2_ERR_FLOODED)
+        STAT_INC(conn, outbound_control_flood); /* the upstream flooded us with PING/SETTINGS */
+    teardown(conn, err);
 }
 
 static const lg_h2_io_callbacks_t io_callbacks = {conn_on_run, conn_on_done};
@@ -760,6 +763,17 @@ lg_client_conn_t *lg_http2_client_conn_new(h2o_socket_t *sock, const lg_http2_cl
         lg_fatal("out of memory");
     conn->super.ops = &conn_ops;
     conn->settings = *s;
+    /* 0 is never valid for these: it means "not configured". */
+    lg_http2_client_settings_t d;
+    lg_http2_client_settings_init(&d);
+#define DEFAULT_IF_ZERO(f) if (conn->settings.f == 0) conn->settings.f = d.f
+    DEFAULT_IF_ZERO(max_concurrent_streams);
+    DEFAULT_IF_ZERO(initial_stream_window_size);
+    DEFAULT_IF_ZERO(initial_connection_window_size);
+    DEFAULT_IF_ZERO(max_response_headers_kb);
+    DEFAULT_IF_ZERO(max_headers_count);
+#undef DEFAULT_IF_ZERO
+    s = &conn->settings;
     conn->owner = owner;
     conn->owner_ctx = owner_ctx;
     h2o_linklist_init_anchor(&conn->streams);
@@ -780,7 +794,8 @@ lg_client_conn_t *lg_http2_client_conn_new(h2o_socket_t *sock, const lg_http2_cl
     nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, on_invalid_frame_recv);
     nghttp2_option_set_no_auto_window_update(opt, 1);
-    nghttp2_option_set_max_outbound_ack(opt, s->max_outbound_control_frames);
+    if (s->max_outbound_control_frames != 0)
+        nghttp2_option_set_max_outbound_ack(opt, s->max_outbound_control_frames);
     /* Until the server's SETTINGS arrive, assume the limit RFC 9113 recommends. */
     nghttp2_option_set_peer_max_concurrent_streams(opt, 100);
     if (nghttp2_session_client_new2(&session, cbs, conn, opt) != 0)

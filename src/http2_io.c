@@ -48,6 +48,7 @@ static int process_input(lg_h2_io_t *io)
     ssize_t n = nghttp2_session_mem_recv(io->session, (const uint8_t *)in->bytes, in->size);
     --io->_depth;
     if (n < 0) {
+        io->nghttp2_error = (int)n;
         if (io->close_reason == NULL) /* a codec callback may have said why */
             io->close_reason = nghttp2_strerror((int)n);
         return -1;
@@ -79,6 +80,7 @@ static int flush(lg_h2_io_t *io)
         const uint8_t *p;
         ssize_t n = nghttp2_session_mem_send(io->session, &p);
         if (n < 0) {
+            io->nghttp2_error = (int)n;
             io->close_reason = nghttp2_strerror((int)n);
             return -1;
         }
@@ -111,7 +113,7 @@ static void run(lg_h2_io_t *io)
     }
     ++io->_depth;
     /* Work queued by this run's own events is taken in the same run, a few rounds at most; more
-     * goes to the next loop iteration so one connection cannot hold the worker. */
+     * waits for the 0 ms timeout, after other sockets' pending events had their turn. */
     for (int round = 0;; ++round) {
         if (round == 8) {
             kick_later(io);

@@ -50,6 +50,7 @@ struct st_lg_h2_io_t {
     nghttp2_session *session;
     const lg_h2_io_callbacks_t *cb;
     const char *close_reason; /* set by the codec before on_run returns -1 */
+    int nghttp2_error;        /* the error mem_recv/mem_send failed with, 0 if none */
     h2o_loop_t *loop;
     h2o_timeout_t *zero_timeout;
     h2o_timeout_entry_t _run_entry;

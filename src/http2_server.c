@@ -43,6 +43,7 @@ struct st_lg_http2_server_conn_t {
     uint64_t consecutive_empty, priority_frames, window_update_frames, inbound_streams, outbound_data_frames;
     /* premature resets */
     uint64_t closed_streams, premature_streams;
+    int32_t goaway_last_id; /* of our graceful GOAWAY */
     lg_reset_reason_t teardown_reason;
     unsigned shutting_down : 1, terminating : 1, close_requested : 1, tearing_down : 1;
 };
@@ -398,7 +399,14 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     if (frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-        h2s_stream_t *st = stream_new(user_data, frame->hd.stream_id);
+        lg_http2_server_conn_t *conn = user_data;
+        if (conn->shutting_down && frame->hd.stream_id > conn->goaway_last_id) {
+            /* Sent before our GOAWAY reached the client (nghttp2 only ignores new streams once the
+             * GOAWAY is on the wire): never processed, so the client may retry it. */
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        }
+        h2s_stream_t *st = stream_new(conn, frame->hd.stream_id);
         nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, st);
     } else {
         h2s_stream_t *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
@@ -419,10 +427,9 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     if (++st->block_count > conn->settings.max_headers_count ||
         st->block_bytes > (size_t)conn->settings.max_request_headers_kb * 1024) {
         STAT_INC(conn, header_overflow);
-        st->block_rejected = 1;
-        reject_stream(st, LG_RESET_OVERFLOW);
         block_reset(st);
         st->block_rejected = 1;
+        reject_stream(st, LG_RESET_OVERFLOW);
         /* nghttp2 skips the rest of the block; our RST_STREAM is already queued, so it adds none. */
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
@@ -731,7 +738,8 @@ static int conn_on_run(lg_h2_io_t *io)
         io->close_reason = "closed by the connection manager";
         return -1;
     }
-    if (nghttp2_session_get_outbound_queue_size(io->session) > conn->settings.max_outbound_frames) {
+    if (conn->settings.max_outbound_frames != 0 &&
+        nghttp2_session_get_outbound_queue_size(io->session) > conn->settings.max_outbound_frames) {
         STAT_INC(conn, outbound_flood);
         io->close_reason = "outbound frames flood";
         conn->teardown_reason = LG_RESET_OVERFLOW;
@@ -777,7 +785,13 @@ static void teardown(lg_http2_server_conn_t *conn, const char *why)
 
 static void conn_on_done(lg_h2_io_t *io, const char *err)
 {
-    teardown(H2O_STRUCT_FROM_MEMBER(lg_http2_server_conn_t, io, io), err);
+    lg_http2_server_conn_t *conn = H2O_STRUCT_FROM_MEMBER(lg_http2_server_conn_t, io, io);
+    if (io->nghttp2_error == NGHTTP2_ERR_FLOODED) {
+        /* PING/SETTINGS acks (or resets) queued past max_outbound_control_frames */
+        STAT_INC(conn, outbound_control_flood);
+        conn->teardown_reason = LG_RESET_OVERFLOW;
+    }
+    teardown(conn, err);
 }
 
 static const lg_h2_io_callbacks_t io_callbacks = {conn_on_run, conn_on_done};
@@ -791,6 +805,17 @@ lg_http2_server_conn_t *lg_http2_server_conn_new(h2o_socket_t *sock, lg_hcm_conn
         lg_fatal("out of memory");
     conn->hcm = hcm;
     conn->settings = *settings;
+    /* 0 is never valid for these (Envoy's minimums are >= 1): it means "not configured". */
+    lg_http2_settings_t d;
+    lg_http2_settings_init(&d);
+#define DEFAULT_IF_ZERO(f) if (conn->settings.f == 0) conn->settings.f = d.f
+    DEFAULT_IF_ZERO(max_concurrent_streams);
+    DEFAULT_IF_ZERO(initial_stream_window_size);
+    DEFAULT_IF_ZERO(initial_connection_window_size);
+    DEFAULT_IF_ZERO(max_request_headers_kb);
+    DEFAULT_IF_ZERO(max_headers_count);
+#undef DEFAULT_IF_ZERO
+    settings = &conn->settings;
     h2o_linklist_init_anchor(&conn->streams);
     h2o_linklist_init_anchor(&conn->pending);
 
@@ -809,7 +834,8 @@ lg_http2_server_conn_t *lg_http2_server_conn_new(h2o_socket_t *sock, lg_hcm_conn
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, on_invalid_frame_recv);
     /* Request bytes are acknowledged when delivered (read_disable is flow control). */
     nghttp2_option_set_no_auto_window_update(opt, 1);
-    nghttp2_option_set_max_outbound_ack(opt, settings->max_outbound_control_frames);
+    if (settings->max_outbound_control_frames != 0)
+        nghttp2_option_set_max_outbound_ack(opt, settings->max_outbound_control_frames);
     if (nghttp2_session_server_new2(&session, cbs, conn, opt) != 0)
         lg_fatal("out of memory");
     nghttp2_session_callbacks_del(cbs);
@@ -838,8 +864,8 @@ void lg_http2_server_conn_shutdown(lg_http2_server_conn_t *conn)
     if (conn->tearing_down || conn->shutting_down || conn->terminating || conn->io.session == NULL)
         return;
     conn->shutting_down = 1;
-    nghttp2_submit_goaway(conn->io.session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(conn->io.session),
-                          NGHTTP2_NO_ERROR, NULL, 0);
+    conn->goaway_last_id = nghttp2_session_get_last_proc_stream_id(conn->io.session);
+    nghttp2_submit_goaway(conn->io.session, NGHTTP2_FLAG_NONE, conn->goaway_last_id, NGHTTP2_NO_ERROR, NULL, 0);
     lg__h2_io_kick(&conn->io);
 }
 

@@ -16,7 +16,10 @@
 
 #include "stats.h"
 
-/** Downstream (server) connection settings. Immutable once a connection uses them (copied). */
+/**
+ * Downstream (server) connection settings, copied by each connection. The first five fields and
+ * their client counterparts treat 0 as "not configured" (the default), since 0 is never valid.
+ */
 typedef struct st_lg_http2_settings_t {
     uint32_t max_concurrent_streams;         /* SETTINGS_MAX_CONCURRENT_STREAMS (100) */
     uint32_t initial_stream_window_size;     /* SETTINGS_INITIAL_WINDOW_SIZE (256 KiB) */
@@ -30,7 +33,8 @@ typedef struct st_lg_http2_settings_t {
      * (override_stream_error_on_invalid_http_message).
      */
     int stream_error_on_invalid_http_message;
-    /* Flood limits (Envoy's http2_protocol_options names); exceeding one ends the connection. */
+    /* Flood limits (Envoy's http2_protocol_options names); exceeding one ends the connection.
+     * 0 for the two outbound ones means unlimited / nghttp2's own 1000. */
     uint32_t max_outbound_frames;                                 /* frames queued, not written (10000) */
     uint32_t max_outbound_control_frames;                         /* PING/SETTINGS acks queued (1000) */
     uint32_t max_consecutive_inbound_frames_with_empty_payload;   /* (1) */

@@ -198,6 +198,7 @@ int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
     h2o_evloop_run(srv.loop, 0);
     h2o_timeout_dispose(srv.loop, &srv.poll_timeout);
     h2o_evloop_destroy(srv.loop);
+    lg_worker_release_thread_caches();
     lg_info(main, "exiting");
     ret = 0;
 exit:

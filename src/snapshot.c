@@ -410,6 +410,7 @@ static lg_hcm_config_t *build_hcm(build_t *b, const hcm_pb_t *pb)
     h->idle_timeout_ms = duration_ms(common != NULL ? common->idle_timeout : NULL, 3600000);
     h->max_connection_duration_ms = duration_ms(common != NULL ? common->max_connection_duration : NULL, 0);
     h->drain_timeout_ms = duration_ms(pb->drain_timeout, 5000);
+    h->delayed_close_timeout_ms = duration_ms(pb->delayed_close_timeout, 1000);
     h->max_requests_per_connection = u32(common != NULL ? common->max_requests_per_connection : NULL, 0);
     h->server_name = xstrdup(pb->server_name != NULL && pb->server_name[0] != '\0' ? pb->server_name : "envoy");
     h->server_header_transformation = (int)pb->server_header_transformation;

@@ -111,6 +111,7 @@ typedef struct st_lg_hcm_config_t {
     uint64_t idle_timeout_ms;            /* connection idle: 3600000 */
     uint64_t max_connection_duration_ms; /* 0 */
     uint64_t drain_timeout_ms;           /* 5000 */
+    uint64_t delayed_close_timeout_ms;   /* 1000 */
     /* headers */
     char *server_name;                   /* "envoy" unless server_name is set */
     int server_header_transformation;    /* 0 OVERWRITE, 1 APPEND_IF_ABSENT, 2 PASS_THROUGH */

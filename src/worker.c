@@ -134,6 +134,21 @@ static void send_msg(lg_worker_t *w, msg_type_t type, lg_snapshot_t *snap)
     h2o_multithread_send_message(&w->receiver, &m->super);
 }
 
+/*
+ * h2o keeps freed socket buffers for reuse in a per-thread list it never empties; a thread that
+ * exits would leave them behind. The list is singly linked through each chunk's first word.
+ */
+void lg_worker_release_thread_caches(void)
+{
+    h2o_mem_recycle_t *a = &h2o_socket_buffer_prototype.allocator;
+    while (a->_link != NULL) {
+        void *chunk = a->_link;
+        a->_link = *(void **)chunk;
+        free(chunk);
+        --a->cnt;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     lg_worker_t *w = arg;
@@ -178,6 +193,8 @@ static void *worker_main(void *arg)
         h2o_evloop_run(w->loop, 0);
     h2o_multithread_unregister_receiver(w->queue, &w->receiver);
     h2o_multithread_destroy_queue(w->queue);
+    h2o_evloop_run(w->loop, 0);
+    free(w->queue); /* h2o 2.2.5's evloop build does not free it (architecture-notes §6) */
     for (size_t i = 0; i < w->n_timeouts; ++i) {
         h2o_timeout_dispose(w->loop, &w->timeout_list[i]->timeout);
         free(w->timeout_list[i]);
@@ -186,6 +203,7 @@ static void *worker_main(void *arg)
     h2o_evloop_destroy(w->loop);
     lg_snapshot_release(w->snapshot);
     w->snapshot = NULL;
+    lg_worker_release_thread_caches();
     return NULL;
 }
 

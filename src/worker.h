@@ -75,6 +75,8 @@ void lg_worker_publish(lg_worker_t *w, lg_snapshot_t *snapshot);
 void lg_worker_drain(lg_worker_t *w);
 /** From the main thread: stop the loop, join the thread, free the worker. */
 void lg_worker_stop_and_free(lg_worker_t *w);
+/** Frees what h2o caches per thread (socket buffers); call last on a thread that ends. */
+void lg_worker_release_thread_caches(void);
 /** Whether the worker has no connection left (main thread may poll during drain). */
 size_t lg_worker_active_connections(lg_worker_t *w);
 

@@ -235,7 +235,7 @@ typedef struct st_rq_t {
     char *body;
     size_t body_len;
     uint64_t body_total;
-    bool pattern_bad, end, release_at_end;
+    bool pattern_bad, end, release_at_end, disable_at_headers;
     lg_headers_t *trailers;
     int reset_reason, reset_sent, resets;
     int wm_up, wm_down;
@@ -256,6 +256,8 @@ static void rq_on_headers(void *ctx, lg_response_head_t *head, int end_stream)
     r->head = head;
     r->headers_end = end_stream;
     r->end = end_stream;
+    if (r->disable_at_headers)
+        r->s->ops->read_disable(r->s, 1);
     if (end_stream && r->release_at_end)
         r->s->ops->release(r->s);
 }
@@ -615,6 +617,36 @@ LG_TEST(test_close_delimited_and_http10)
     rq_free(r);
 }
 
+static bool reading_stopped(void)
+{
+    return conn == NULL || !h2o_socket_is_reading(csock);
+}
+
+LG_TEST(test_eof_while_read_disabled)
+{
+    /* A close-delimited body held while the router does not read, then the close: the held
+     * bytes are still delivered, and the close ends the body instead of failing the stream. */
+    origin_t o = {.n = 1};
+    o.script[0] = EX_CLOSE("\r\n\r\n", "HTTP/1.1 200 OK\r\n\r\n0123456789");
+    setup(&o);
+    rq_t *r = rq_new();
+    r->disable_at_headers = true;
+    LG_EXPECT(rq_open(r));
+    r->s->ops->encode_headers(r->s, req_head(r, "GET", "/", -1), 1);
+    cur = r;
+    LG_EXPECT(run_until(cur_has_head));
+    LG_EXPECT(run_until(origin_done));
+    LG_EXPECT(run_until(reading_stopped)); /* the close was seen */
+    LG_EXPECT(conn != NULL && !r->end && r->resets == 0);
+    r->s->ops->read_disable(r->s, 0);
+    LG_EXPECT(wait_end(r));
+    LG_EXPECT(r->body_len == 10 && r->resets == 0 && r->end);
+    r->s->ops->release(r->s);
+    LG_EXPECT(run_until(conn_closed));
+    origin_finish(&o);
+    rq_free(r);
+}
+
 struct bad_case {
     const char *name, *response;
     bool head_first; /* the head is delivered before the error */
@@ -867,6 +899,7 @@ int main(void)
     LG_RUN(test_reuse_cl_and_chunked);
     LG_RUN(test_no_body_responses);
     LG_RUN(test_close_delimited_and_http10);
+    LG_RUN(test_eof_while_read_disabled);
     LG_RUN(test_garbage_is_protocol_error);
     LG_RUN(test_early_close);
     LG_RUN(test_keepalive_race);

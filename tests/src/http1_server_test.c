@@ -36,7 +36,7 @@
  * ------------------------------------------------------------------------------------------- */
 
 static h2o_evloop_t *loop;
-static h2o_timeout_t zero_to, idle_to, tick_to;
+static h2o_timeout_t zero_to, idle_to, tick_to, linger_to;
 static lg_http1_settings_t settings;
 static h2o_socket_t *listener;
 static int port;
@@ -650,6 +650,7 @@ static void reset_state(void)
     lg_http1_settings_init(&settings);
     settings.zero_timeout = &zero_to;
     settings.idle_timeout = &idle_to;
+    settings.delayed_close_timeout = &linger_to;
 }
 
 #define SEND(c, lit) ((c)->send1 = (lit), (c)->send1_len = sizeof(lit) - 1)
@@ -798,7 +799,7 @@ LG_TEST(test_http10)
     SEND(&c, "GET /x HTTP/1.0\r\n\r\n");
     run_client(&c);
     LG_EXPECT(c.eof);
-    LG_EXPECT(strncmp(c.resp, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    LG_EXPECT(strncmp(c.resp, "HTTP/1.0 200 OK\r\n", 17) == 0); /* answered in its own version */
     LG_EXPECT(strstr(c.resp, "connection: close\r\n") != NULL);
     LG_EXPECT(strstr(c.resp, "transfer-encoding") == NULL);
     LG_EXPECT(strstr(c.resp, "\r\n\r\necho:/x:") != NULL);
@@ -993,6 +994,23 @@ LG_TEST(test_large_upload_backpressure)
     client_finish(&c);
 }
 
+LG_TEST(test_early_response_delayed_close)
+{
+    /* Answered at the head while 5 MB of body are still coming: the rest is read and dropped
+     * until the client closes, so the close never becomes a reset that loses the response. */
+    reset_state();
+    B.when = RESP_AT_HEADERS;
+    client_t c = {.big_body = 5 * 1024 * 1024, .until = "echo:/x:", .until_count = 1};
+    SEND(&c, "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5242880\r\n\r\n");
+    run_client(&c);
+    LG_EXPECT(c.resp != NULL && strncmp(c.resp, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    LG_EXPECT(strstr(c.resp ? c.resp : "", "connection: close\r\n") == NULL);
+    LG_EXPECT(strstr(c.resp ? c.resp : "", "echo:/x:") != NULL);
+    LG_EXPECT(n_streams == 1 && streams[0]->reset_reason == LG_RESET_CONNECTION_CLOSED);
+    LG_EXPECT(n_streams == 1 && streams[0]->body_total < 5 * 1024 * 1024);
+    client_finish(&c);
+}
+
 LG_TEST(test_large_download_watermarks)
 {
     const uint64_t total = 20ull * 1024 * 1024;
@@ -1113,6 +1131,22 @@ LG_TEST(test_drain_and_idle)
     LG_EXPECT(strstr(c.resp ? c.resp : "", "echo:/d:") != NULL);
     client_finish(&c);
 
+    /* close now: the request in progress is reset, the connection goes */
+    reset_state();
+    B.when = RESP_MANUAL;
+    client_t e = {0};
+    SEND(&e, "GET /c HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_start(&e);
+    LG_EXPECT(run_until(first_head_seen));
+    if (last_codec != NULL)
+        lg_http1_server_conn_close(last_codec);
+    LG_EXPECT(n_streams == 1 && streams[0]->reset_reason == 0); /* not from inside the call */
+    LG_EXPECT(run_until(client_done_and_closed));
+    pthread_join(e.th, NULL);
+    LG_EXPECT(e.eof && e.resp_len == 0);
+    LG_EXPECT(n_streams == 1 && streams[0]->reset_reason == LG_RESET_LOCAL);
+    client_finish(&e);
+
     /* an idle connection with half a head is closed by the idle timeout, without a stream */
     reset_state();
     client_t d = {0};
@@ -1146,6 +1180,7 @@ int main(void)
     h2o_timeout_init(loop, &zero_to, 0);
     h2o_timeout_init(loop, &idle_to, 300);
     h2o_timeout_init(loop, &tick_to, 5);
+    h2o_timeout_init(loop, &linger_to, 1000);
     if (pipe(notify_pipe) != 0)
         return 1;
     notify_sock = h2o_evloop_socket_create(loop, notify_pipe[0], 0);
@@ -1162,6 +1197,7 @@ int main(void)
     LG_RUN(test_smuggling_rejected);
     LG_RUN(test_response_framing);
     LG_RUN(test_large_upload_backpressure);
+    LG_RUN(test_early_response_delayed_close);
     LG_RUN(test_large_download_watermarks);
     LG_RUN(test_pipelined_input_bounded);
     LG_RUN(test_peer_close);
@@ -1178,6 +1214,7 @@ int main(void)
     h2o_timeout_dispose(loop, &zero_to);
     h2o_timeout_dispose(loop, &idle_to);
     h2o_timeout_dispose(loop, &tick_to);
+    h2o_timeout_dispose(loop, &linger_to);
     h2o_evloop_destroy(loop);
     return LG_TEST_END();
 }

@@ -466,6 +466,21 @@ TP_FN int32_t tp_request(tp_peer_t *p, const char *method, const char *path, con
     return id;
 }
 
+/* Client role: opens a stream with a HEADERS frame that does not end it (no body source). */
+TP_FN int32_t tp_open_stream(tp_peer_t *p, const char *path)
+{
+    nghttp2_nv nva[4] = {
+        {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+        {(uint8_t *)":authority", (uint8_t *)"test.local", 10, 10, 0},
+        {(uint8_t *)":path", (uint8_t *)path, 5, strlen(path), 0},
+    };
+    int32_t id = nghttp2_submit_headers(p->session, NGHTTP2_FLAG_NONE, -1, NULL, nva, 4, NULL);
+    tp_stream(p, id);
+    tp_flush(p);
+    return id;
+}
+
 /* Server role: answers 200 and echoes the request body (and trailers when asked). */
 TP_FN void tp_respond_echo(tp_peer_t *p, tp_stream_t *s, const nghttp2_nv *extra, size_t nextra)
 {
