@@ -19,12 +19,14 @@
 #include <time.h>
 
 #include "log.h"
+#include "path_normalize.h"
 #include "route_table.h"
 #include "worker.h"
 
 #define DEFAULT_BUFFER_LIMIT (1024 * 1024)
 
 static void stream_maybe_destroy(lg_stream_t *s);
+static void codec_encode_headers(lg_stream_t *s);
 static void decode_headers_from(lg_stream_t *s, size_t start);
 static void decode_data_from(lg_stream_t *s, size_t start, const char *data, size_t len, int end_stream);
 static void decode_trailers_from(lg_stream_t *s, size_t start);
@@ -293,6 +295,49 @@ static void generate_request_id(lg_stream_t *s, h2o_iovec_t *out)
     *out = h2o_iovec_init(buf, 36);
 }
 
+/*
+ * Path normalization before routing, as Envoy's connection manager does it. Returns 0, or -1 when
+ * the request was answered (400 for a path that cannot be normalized or has a forbidden escaped
+ * slash, 307 to the unescaped path).
+ */
+static int normalize_request_path(lg_stream_t *s, lg_request_head_t *req)
+{
+    const lg_hcm_config_t *cfg = s->conn->config;
+    enum { KEEP = 1, REJECT = 2, UNESCAPE_AND_REDIRECT = 3, UNESCAPE_AND_FORWARD = 4 };
+    int action = cfg->path_with_escaped_slashes_action;
+    if (action >= REJECT && lg_path_has_escaped_slash(req->path)) {
+        if (action == REJECT) {
+            lg_stream_send_local_reply(s, 400, NULL, NULL, "path_normalization_failed");
+            return -1;
+        }
+        req->path = lg_path_unescape_slashes(req->path, &s->pool);
+        if (action == UNESCAPE_AND_REDIRECT) {
+            lg_response_head_t *r = h2o_mem_alloc_pool(&s->pool, sizeof(*r));
+            memset(r, 0, sizeof(*r));
+            r->status = 307;
+            lg_headers_add(&s->pool, &r->headers, LG_LIT("location"), req->path);
+            lg_headers_add(&s->pool, &r->headers, LG_LIT("content-length"), LG_LIT("0"));
+            s->response = r;
+            s->response_started = 1;
+            s->local_reply_sent = 1;
+            s->enc_end_stream = 1;
+            s->info.response_code_details = "path_escaped_slashes_redirected";
+            codec_encode_headers(s);
+            s->response_complete = 1;
+            return -1;
+        }
+    }
+    if ((cfg->normalize_path || cfg->merge_slashes) && req->path.len != 0 && req->path.base[0] == '/') {
+        h2o_iovec_t out;
+        if (lg_path_normalize(req->path, cfg->normalize_path, cfg->merge_slashes, &s->pool, &out) != 0) {
+            lg_stream_send_local_reply(s, 400, NULL, NULL, "path_normalization_failed");
+            return -1;
+        }
+        req->path = out;
+    }
+    return 0;
+}
+
 /* Envoy's request header handling in the connection manager (mutateRequestHeaders). */
 static void prepare_request_headers(lg_stream_t *s, lg_request_head_t *req)
 {
@@ -356,9 +401,11 @@ void lg_hcm_on_headers(lg_stream_t *s, lg_request_head_t *head, int end_stream)
         h2o_timeout_unlink(&s->request_timer);
     }
     touch_idle_timer(s);
-    prepare_request_headers(s, head);
     ++s->in_callback;
-    decode_headers_from(s, 0);
+    if (normalize_request_path(s, head) == 0) {
+        prepare_request_headers(s, head);
+        decode_headers_from(s, 0);
+    }
     --s->in_callback;
     stream_maybe_destroy(s);
 }
