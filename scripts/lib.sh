@@ -7,7 +7,7 @@ LG_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LG_APT_PACKAGES="build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   libh2o-evloop-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libprotobuf-dev python3-protobuf libgrpc-dev libc-ares-dev libyaml-dev libssl-dev libjansson-dev
-  libre2-dev zlib1g-dev openssl curl nghttp2-client python3-pytest python3-grpcio netcat-openbsd npm"
+  libre2-dev zlib1g-dev openssl curl nghttp2-client python3-pytest python3-grpcio netcat-openbsd"
 
 lg_log() { printf '==> %s\n' "$*" >&2; }
 
@@ -22,6 +22,12 @@ lg_install_deps() {
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  # npm (for Envoy's API definitions in the proto check) usually comes with the machine's Node.js;
+  # Debian's npm package conflicts with that, so it is installed only where none is there.
+  if ! command -v npm >/dev/null 2>&1; then
+    lg_log "installing: npm"
+    DEBIAN_FRONTEND=noninteractive ${sudo:-} apt-get install -y -qq npm >/dev/null || true
   fi
 }
 
