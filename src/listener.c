@@ -144,6 +144,7 @@ static void on_handshake(h2o_socket_t *sock, const char *err)
 static void accept_one(lg_worker_t *w, lg_worker_listener_t *wl, h2o_socket_t *sock)
 {
     const lg_listener_t *l = wl->config;
+    lg_socket_bound_reads(sock);
     if (l->tls_selector != NULL) {
         pending_conn_t *pc = calloc(1, sizeof(*pc));
         if (pc == NULL)

@@ -338,6 +338,7 @@ static void start_connect(host_pool_t *hp)
         return;
     }
     pc->sock->data = pc;
+    lg_socket_bound_reads(pc->sock);
     h2o_timeout_link(cs->worker->loop, lg_worker_timeout(cs->worker, cs->cluster->connect_timeout_ms), &pc->timer);
 }
 

@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "conn_manager.h"
@@ -37,6 +38,15 @@ h2o_timeout_t *lg_worker_timeout(lg_worker_t *w, uint64_t ms)
     h2o_timeout_init(w->loop, &b->timeout, ms);
     arr[w->n_timeouts++] = b;
     return &b->timeout;
+}
+
+#define SOCKET_RCVBUF (256 * 1024)
+
+void lg_socket_bound_reads(h2o_socket_t *sock)
+{
+    int size = SOCKET_RCVBUF;
+    /* Best effort: a socket that refuses keeps the kernel's behaviour. */
+    (void)setsockopt(h2o_socket_get_fd(sock), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 }
 
 uint64_t lg_worker_random(lg_worker_t *w)

@@ -75,6 +75,12 @@ void lg_worker_publish(lg_worker_t *w, lg_snapshot_t *snapshot);
 void lg_worker_drain(lg_worker_t *w);
 /** From the main thread: stop the loop, join the thread, free the worker. */
 void lg_worker_stop_and_free(lg_worker_t *w);
+/**
+ * Caps the socket's kernel receive buffer. h2o reads a readable socket until EAGAIN in one go, and
+ * Linux autotunes loopback receive buffers up to tcp_rmem's maximum (32 MiB here): without a cap
+ * one read event can pull tens of MiB from a fast peer before backpressure gets a word in.
+ */
+void lg_socket_bound_reads(h2o_socket_t *sock);
 /** Frees what h2o caches per thread (socket buffers); call last on a thread that ends. */
 void lg_worker_release_thread_caches(void);
 /** Whether the worker has no connection left (main thread may poll during drain). */

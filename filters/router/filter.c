@@ -468,6 +468,8 @@ static void on_destroy(lg_filter_t *f)
 static void on_downstream_watermark(lg_filter_t *f, int above)
 {
     router_state_t *st = f->state;
+    lg_debug(router, "downstream %s its watermark: %s the upstream", above ? "above" : "below",
+             above ? "pausing" : "resuming");
     if (st->up != NULL)
         st->up->ops->read_disable(st->up, above);
 }
