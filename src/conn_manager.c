@@ -148,7 +148,7 @@ static void on_request_timeout(h2o_timeout_entry_t *e)
 
 static void touch_idle_timer(lg_stream_t *s)
 {
-    if (s->conn->config->stream_idle_timeout_ms == 0 || s->destroyed)
+    if (s->conn->config->stream_idle_timeout_ms == 0 || s->destroyed || s->response_complete)
         return;
     h2o_timeout_unlink(&s->idle_timer);
     h2o_timeout_link(s->conn->worker->loop, lg_worker_timeout(s->conn->worker, s->conn->config->stream_idle_timeout_ms),
@@ -258,12 +258,36 @@ static void stream_destroy(lg_stream_t *s)
 }
 
 /* Destroys the stream once its response is complete, unless a caller up the stack still uses it. */
+#define REQUEST_LINGER_MS 1000
+
+static void on_linger_timeout(h2o_timeout_entry_t *e)
+{
+    lg_stream_t *s = H2O_STRUCT_FROM_MEMBER(lg_stream_t, idle_timer, e);
+    s->request_complete = 1; /* stop waiting: the codec resets what is left */
+    stream_maybe_destroy(s);
+}
+
+/*
+ * Destroys the stream once its response is complete, unless a caller up the stack still uses it.
+ * On HTTP/2 a response that finished before its request (an early local reply) waits up to
+ * REQUEST_LINGER_MS for the rest of the request, read and dropped: resetting the stream at once is
+ * allowed (NO_ERROR) but some clients report it as a failure of the response they already have.
+ */
 static void stream_maybe_destroy(lg_stream_t *s)
 {
-    if (s->in_callback == 0 && !s->destroyed && s->response_complete) {
-        lg_stats_inc(cells(s), s->stats->downstream_rq_completed);
-        stream_destroy(s);
+    if (s->in_callback != 0 || s->destroyed || !s->response_complete)
+        return;
+    if (!s->request_complete && s->conn->protocol == LG_HTTP_2 && !s->codec_reset) {
+        if (!h2o_timeout_is_linked(&s->idle_timer) || s->idle_timer.cb != on_linger_timeout) {
+            h2o_timeout_unlink(&s->idle_timer);
+            s->idle_timer.cb = on_linger_timeout;
+            h2o_timeout_link(s->conn->worker->loop, lg_worker_timeout(s->conn->worker, REQUEST_LINGER_MS),
+                             &s->idle_timer);
+        }
+        return;
     }
+    lg_stats_inc(cells(s), s->stats->downstream_rq_completed);
+    stream_destroy(s);
 }
 
 void lg_hcm_on_reset(lg_stream_t *s, lg_reset_reason_t reason)
@@ -412,8 +436,16 @@ void lg_hcm_on_headers(lg_stream_t *s, lg_request_head_t *head, int end_stream)
 
 void lg_hcm_on_data(lg_stream_t *s, const void *data, size_t len, int end_stream)
 {
-    if (s->destroyed || s->local_reply_sent)
+    if (s->destroyed)
         return;
+    if (s->response_complete || s->local_reply_sent) {
+        /* Answered already: the rest of the request is read and dropped. */
+        if (end_stream) {
+            s->request_complete = 1;
+            stream_maybe_destroy(s);
+        }
+        return;
+    }
     s->info.bytes_received += len;
     if (end_stream) {
         s->request_complete = 1;
@@ -429,8 +461,13 @@ void lg_hcm_on_data(lg_stream_t *s, const void *data, size_t len, int end_stream
 
 void lg_hcm_on_trailers(lg_stream_t *s, lg_headers_t *trailers)
 {
-    if (s->destroyed || s->local_reply_sent)
+    if (s->destroyed)
         return;
+    if (s->response_complete || s->local_reply_sent) {
+        s->request_complete = 1;
+        stream_maybe_destroy(s);
+        return;
+    }
     s->request_complete = 1;
     s->dec_end_stream = 1;
     h2o_timeout_unlink(&s->request_timer);
