@@ -40,7 +40,15 @@ typedef struct st_router_state_t {
     uint64_t upstream_start_ns;
     uint64_t timeout_ms;
     h2o_timeout_entry_t timer;
+    /* retries (the route's retry_policy): the request as sent so far is kept to send again */
+    const lg_retry_policy_t *retry;
+    uint32_t attempts;        /* upstream attempts started */
+    h2o_buffer_t *sent_body;  /* everything sent upstream, for another attempt; NULL: no retry possible */
+    int retries_disabled;
+    h2o_timeout_entry_t retry_timer, try_timer;
 } router_state_t;
+
+static void start_attempt(router_state_t *st);
 
 static uint64_t now_ns(void)
 {
@@ -82,12 +90,147 @@ static void start_timer(router_state_t *st)
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* Retries                                                                                     */
+/* ------------------------------------------------------------------------------------------- */
+
+#define RETRY_BODY_LIMIT (1024 * 1024)
+
+static void keep_sent(router_state_t *st, const void *data, size_t len)
+{
+    if (st->retry == NULL || st->retries_disabled || len == 0)
+        return;
+    if ((st->sent_body != NULL ? st->sent_body->size : 0) + len > RETRY_BODY_LIMIT) {
+        /* Too much to replay: this request is not retried (Envoy's buffer limit rule). */
+        st->retries_disabled = 1;
+        if (st->sent_body != NULL)
+            h2o_buffer_dispose(&st->sent_body);
+        return;
+    }
+    if (st->sent_body == NULL)
+        h2o_buffer_init(&st->sent_body, &h2o_socket_buffer_prototype);
+    h2o_iovec_t r = h2o_buffer_reserve(&st->sent_body, len);
+    if (r.base == NULL)
+        lg_fatal("out of memory");
+    memcpy(r.base, data, len);
+    st->sent_body->size += len;
+}
+
+/* Whether the failure `why` may be retried: retry_on covers it, attempts remain, the request can
+ * be sent again. `why` is a set of LG_RETRY_ON_* bits describing what happened. */
+static int can_retry(router_state_t *st, uint32_t why)
+{
+    if (st->retry == NULL || st->retries_disabled || st->finished || st->resp_started)
+        return 0;
+    if ((st->retry->retry_on & why) == 0)
+        return 0;
+    if (st->attempts > st->retry->num_retries) {
+        return 0;
+    }
+    return 1;
+}
+
+static void on_retry_timer(h2o_timeout_entry_t *e)
+{
+    router_state_t *st = H2O_STRUCT_FROM_MEMBER(router_state_t, retry_timer, e);
+    start_attempt(st);
+}
+
+/* Schedules the next attempt after Envoy's jittered exponential back-off (25 ms base, 10x max). */
+static void schedule_retry(router_state_t *st)
+{
+    lg_worker_t *w = lg_filter_worker(st->f);
+    lg_stats_inc(w->stats, st->cluster->stats->upstream_rq_retry);
+    uint64_t base = st->retry->base_interval_ms ? st->retry->base_interval_ms : 25;
+    uint64_t max = st->retry->max_interval_ms ? st->retry->max_interval_ms : base * 10;
+    uint64_t ceiling = base << (st->attempts - 1 < 10 ? st->attempts - 1 : 10);
+    if (ceiling > max)
+        ceiling = max;
+    uint64_t delay = lg_worker_random(w) % (ceiling + 1);
+    /* Coarse buckets keep the number of distinct timeout lists small (h2o's are fixed-duration). */
+    delay = delay < 5 ? 5 : (delay + 4) / 5 * 5;
+    st->retry_timer.cb = on_retry_timer;
+    h2o_timeout_link(w->loop, lg_worker_timeout(w, delay), &st->retry_timer);
+}
+
+/* The reply once no retry is left, for a failure before the response started. */
+static void fail_before_response(router_state_t *st, int status, const char *flag, const char *why)
+{
+    char body[200];
+    if (st->attempts > 1) {
+        snprintf(body, sizeof(body),
+                 "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: %s",
+                 why);
+        if (st->retry != NULL && st->attempts > st->retry->num_retries)
+            flag = "URX";
+    } else {
+        snprintf(body, sizeof(body), "upstream connect error or disconnect/reset before headers. reset reason: %s",
+                 why);
+    }
+    local_reply(st, status, body, flag, "upstream_reset_before_response_started");
+}
+
+/* gRPC status in a (trailers-only) response head, -1 when none. */
+static int grpc_status_of(const lg_response_head_t *head)
+{
+    const h2o_iovec_t *g = lg_headers_get(&head->headers, "grpc-status", 11);
+    if (g == NULL || g->len == 0 || g->len > 2)
+        return -1;
+    int v = 0;
+    for (size_t i = 0; i < g->len; ++i) {
+        if (g->base[i] < '0' || g->base[i] > '9')
+            return -1;
+        v = v * 10 + (g->base[i] - '0');
+    }
+    return v;
+}
+
+static uint32_t response_retry_reasons(router_state_t *st, const lg_response_head_t *head)
+{
+    uint32_t why = 0;
+    int s = head->status;
+    if (s >= 500)
+        why |= LG_RETRY_ON_5XX;
+    if (s == 502 || s == 503 || s == 504)
+        why |= LG_RETRY_ON_GATEWAY_ERROR;
+    if (s == 409)
+        why |= LG_RETRY_ON_RETRIABLE_4XX;
+    for (size_t i = 0; st->retry != NULL && i < st->retry->n_retriable_status_codes; ++i)
+        if ((int)st->retry->retriable_status_codes[i] == s)
+            why |= LG_RETRY_ON_RETRIABLE_STATUS_CODES;
+    switch (grpc_status_of(head)) {
+    case 1: why |= LG_RETRY_ON_GRPC_CANCELLED; break;
+    case 4: why |= LG_RETRY_ON_GRPC_DEADLINE_EXCEEDED; break;
+    case 8: why |= LG_RETRY_ON_GRPC_RESOURCE_EXHAUSTED; break;
+    case 13: why |= LG_RETRY_ON_GRPC_INTERNAL; break;
+    case 14: why |= LG_RETRY_ON_GRPC_UNAVAILABLE; break;
+    default: break;
+    }
+    return why;
+}
+
+/* ------------------------------------------------------------------------------------------- */
 /* Upstream events                                                                             */
 /* ------------------------------------------------------------------------------------------- */
 
 static void on_upstream_headers(void *ctx, lg_response_head_t *head, int end_stream)
 {
     router_state_t *st = ctx;
+    h2o_timeout_unlink(&st->try_timer);
+    if (can_retry(st, response_retry_reasons(st, head))) {
+        /* This answer is not passed on: the upstream stream is dropped and the request tried again. */
+        lg_upstream_stream_t *up = st->up;
+        st->up = NULL;
+        if (end_stream && st->req_sent_end)
+            up->ops->release(up);
+        else
+            up->ops->reset(up);
+        schedule_retry(st);
+        return;
+    }
+    if (st->attempts > 1)
+        lg_stats_inc(cells(st), st->cluster->stats->upstream_rq_retry_success);
+    if (st->retry != NULL && st->attempts > st->retry->num_retries && head->status >= 500)
+        lg_stream_info_set_flag(lg_filter_stream_info(st->f), LG_RF_UPSTREAM_RETRY_LIMIT_EXCEEDED);
     st->resp_started = 1;
     st->resp_end = end_stream;
     const lg_cluster_stats_t *cst = st->cluster->stats;
@@ -142,8 +285,20 @@ static void on_upstream_reset(void *ctx, lg_reset_reason_t reason, int request_s
     st->up = NULL;
     if (up != NULL)
         up->ops->release(up); /* after a reset only the release may follow */
-    h2o_timeout_unlink(&st->timer);
+    h2o_timeout_unlink(&st->try_timer);
     lg_stats_inc(cells(st), st->cluster->stats->upstream_rq_rx_reset);
+    if (!st->resp_started) {
+        uint32_t why = LG_RETRY_ON_5XX | LG_RETRY_ON_GATEWAY_ERROR | LG_RETRY_ON_RESET;
+        if (reason == LG_RESET_REMOTE_RESET && !request_sent)
+            why |= LG_RETRY_ON_REFUSED_STREAM;
+        if (!request_sent)
+            why |= LG_RETRY_ON_RESET_BEFORE_REQUEST;
+        if (can_retry(st, why)) {
+            schedule_retry(st);
+            return;
+        }
+    }
+    h2o_timeout_unlink(&st->timer);
     const char *flag = "UC", *why = "connection termination";
     int status = 503;
     switch (reason) {
@@ -163,9 +318,11 @@ static void on_upstream_reset(void *ctx, lg_reset_reason_t reason, int request_s
     default:
         break;
     }
-    char body[160];
-    snprintf(body, sizeof(body), "upstream connect error or disconnect/reset before headers. reset reason: %s", why);
-    local_reply(st, status, body, flag, "upstream_reset_before_response_started");
+    if (st->resp_started) {
+        local_reply(st, status, NULL, flag, "upstream_reset_after_response_started");
+        return;
+    }
+    fail_before_response(st, status, flag, why);
 }
 
 static void on_upstream_watermark(void *ctx, int above)
@@ -193,12 +350,21 @@ static void on_pool_ready(void *ctx, lg_upstream_stream_t *stream, const lg_host
     st->upstream_start_ns = now_ns();
     info->upstream_request_start_ns = st->upstream_start_ns;
     size_t pending = st->body != NULL ? st->body->size : 0;
-    int end = st->req_end && pending == 0 && st->trailers == NULL;
+    size_t resend = st->sent_body != NULL ? st->sent_body->size : 0;
+    int end = st->req_end && pending == 0 && resend == 0 && st->trailers == NULL;
     stream->ops->encode_headers(stream, st->req, end);
     if (end)
         st->req_sent_end = 1;
+    if (st->up != NULL && st->sent_body != NULL && st->sent_body->size != 0) {
+        /* Another attempt: what the previous ones sent goes first. */
+        int dend = st->req_end && pending == 0 && st->trailers == NULL;
+        stream->ops->encode_data(stream, st->sent_body->bytes, st->sent_body->size, dend);
+        if (dend)
+            st->req_sent_end = 1;
+    }
     if (st->up != NULL && pending != 0) {
         int dend = st->req_end && st->trailers == NULL;
+        keep_sent(st, st->body->bytes, st->body->size);
         stream->ops->encode_data(stream, st->body->bytes, st->body->size, dend);
         if (dend)
             st->req_sent_end = 1;
@@ -213,12 +379,37 @@ static void on_pool_ready(void *ctx, lg_upstream_stream_t *stream, const lg_host
         st->read_disabled = 0;
         lg_filter_read_disable(st->f, 0);
     }
+    if (st->retry != NULL && st->retry->per_try_timeout_ms != 0 && st->up != NULL) {
+        lg_worker_t *w = lg_filter_worker(st->f);
+        h2o_timeout_link(w->loop, lg_worker_timeout(w, st->retry->per_try_timeout_ms), &st->try_timer);
+    }
+}
+
+/* A try took longer than per_try_timeout: another one if the policy allows, else 504 UT. */
+static void on_try_timeout(h2o_timeout_entry_t *e)
+{
+    router_state_t *st = H2O_STRUCT_FROM_MEMBER(router_state_t, try_timer, e);
+    lg_stats_inc(cells(st), st->cluster->stats->upstream_rq_per_try_timeout);
+    upstream_done(st);
+    if (can_retry(st, LG_RETRY_ON_5XX | LG_RETRY_ON_GATEWAY_ERROR | LG_RETRY_ON_RESET)) {
+        schedule_retry(st);
+        return;
+    }
+    h2o_timeout_unlink(&st->timer);
+    local_reply(st, 504, "upstream request timeout", "UT", "upstream_per_try_timeout");
 }
 
 static void on_pool_failure(void *ctx, lg_reset_reason_t reason, const char *details)
 {
     router_state_t *st = ctx;
     st->pool_req = NULL;
+    h2o_timeout_unlink(&st->try_timer);
+    if (reason != LG_RESET_OVERFLOW &&
+        can_retry(st, LG_RETRY_ON_5XX | LG_RETRY_ON_GATEWAY_ERROR | LG_RETRY_ON_RESET | LG_RETRY_ON_CONNECT_FAILURE |
+                          LG_RETRY_ON_RESET_BEFORE_REQUEST)) {
+        schedule_retry(st);
+        return;
+    }
     h2o_timeout_unlink(&st->timer);
     const char *flag = "UF", *why = "connection failure";
     if (reason == LG_RESET_OVERFLOW) {
@@ -227,16 +418,13 @@ static void on_pool_failure(void *ctx, lg_reset_reason_t reason, const char *det
     } else if (reason == LG_RESET_CONNECT_TIMEOUT) {
         why = "connection timeout";
     }
-    char body[256];
-    if (reason == LG_RESET_TLS_FAILURE)
-        snprintf(body, sizeof(body),
-                 "upstream connect error or disconnect/reset before headers. reset reason: connection failure, "
-                 "transport failure reason: %s",
+    char tls_why[160];
+    if (reason == LG_RESET_TLS_FAILURE) {
+        snprintf(tls_why, sizeof(tls_why), "connection failure, transport failure reason: %s",
                  details != NULL ? details : "TLS error");
-    else
-        snprintf(body, sizeof(body), "upstream connect error or disconnect/reset before headers. reset reason: %s",
-                 why);
-    local_reply(st, 503, body, flag, "upstream_reset_before_response_started");
+        why = tls_why;
+    }
+    fail_before_response(st, 503, flag, why);
 }
 
 static const lg_pool_callbacks_t pool_callbacks = {on_pool_ready, on_pool_failure};
@@ -245,6 +433,8 @@ static void on_timeout(h2o_timeout_entry_t *e)
 {
     router_state_t *st = H2O_STRUCT_FROM_MEMBER(router_state_t, timer, e);
     lg_stats_inc(cells(st), st->cluster->stats->upstream_rq_timeout);
+    h2o_timeout_unlink(&st->retry_timer);
+    h2o_timeout_unlink(&st->try_timer);
     if (st->pool_req != NULL) {
         lg_pool_request_cancel(st->pool_req);
         st->pool_req = NULL;
@@ -399,8 +589,27 @@ static lg_filter_headers_status_t decode_headers(lg_filter_t *f, lg_request_head
     compute_timeout(st, req, pool);
     if (end_stream)
         start_timer(st);
+    st->retry = st->route->retry_policy;
+    st->try_timer.cb = on_try_timeout;
+    ++st->attempts;
     st->pool_req = lg_conn_pool_new_stream(st->cs, host, pool, &upstream_callbacks, &pool_callbacks, st);
     return LG_FILTER_HEADERS_STOP_ITERATION;
+}
+
+/* Another attempt at the request, on a host picked anew. */
+static void start_attempt(router_state_t *st)
+{
+    if (st->finished)
+        return;
+    st->req_sent_end = 0;
+    const lg_host_t *host = lg_cluster_pick_host(st->cs);
+    if (host == NULL) {
+        local_reply(st, 503, "no healthy upstream", "UH", "no_healthy_upstream");
+        return;
+    }
+    ++st->attempts;
+    st->pool_req = lg_conn_pool_new_stream(st->cs, host, lg_filter_pool(st->f), &upstream_callbacks,
+                                           &pool_callbacks, st);
 }
 
 static lg_filter_data_status_t decode_data(lg_filter_t *f, lg_data_t *data, int end_stream)
@@ -413,6 +622,7 @@ static lg_filter_data_status_t decode_data(lg_filter_t *f, lg_data_t *data, int 
         start_timer(st);
     }
     if (st->up != NULL) {
+        keep_sent(st, data->base, data->len);
         st->up->ops->encode_data(st->up, data->base, data->len, end_stream);
         if (end_stream)
             st->req_sent_end = 1;
@@ -441,11 +651,10 @@ static lg_filter_trailers_status_t decode_trailers(lg_filter_t *f, lg_headers_t 
         return LG_FILTER_TRAILERS_STOP;
     st->req_end = 1;
     start_timer(st);
+    st->trailers = trailers; /* kept for another attempt too */
     if (st->up != NULL) {
         st->up->ops->encode_trailers(st->up, trailers);
         st->req_sent_end = 1;
-    } else {
-        st->trailers = trailers;
     }
     return LG_FILTER_TRAILERS_STOP;
 }
@@ -456,6 +665,8 @@ static void on_destroy(lg_filter_t *f)
     if (st->f == NULL)
         return; /* never saw the request */
     h2o_timeout_unlink(&st->timer);
+    h2o_timeout_unlink(&st->retry_timer);
+    h2o_timeout_unlink(&st->try_timer);
     if (st->pool_req != NULL) {
         lg_pool_request_cancel(st->pool_req);
         st->pool_req = NULL;
@@ -463,6 +674,8 @@ static void on_destroy(lg_filter_t *f)
     upstream_done(st);
     if (st->body != NULL)
         h2o_buffer_dispose(&st->body);
+    if (st->sent_body != NULL)
+        h2o_buffer_dispose(&st->sent_body);
 }
 
 static void on_downstream_watermark(lg_filter_t *f, int above)
