@@ -265,3 +265,16 @@ def test_many_sequential_connections(proxy):
                     headers=[("Connection", "close")])
         assert r.status == 200
     assert len(proxy.origin.requests) == 50
+
+
+def test_max_connection_duration_closes_keepalive_connection(start_legate, free_port, origin):
+    """common_http_protocol_options.max_connection_duration: the connection is drained once it is
+    reached; the request in progress still gets its answer."""
+    port = free_port()
+    lg = start_legate(bs.simple_proxy(port, origin.port, hcm_extra={
+        "common_http_protocol_options": {"max_connection_duration": "0.3s"}}))
+    with Conn("127.0.0.1", lg.port) as c:
+        c.send(b"GET /echo/a HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.read_response().status == 200
+        c.sock.settimeout(3)
+        assert c.sock.recv(1) == b""  # closed by legate after 0.3 s, not by the client

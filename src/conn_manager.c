@@ -48,7 +48,7 @@ static void encode_trailers_from(lg_stream_t *s, size_t start);
     X(downstream_rq_timeout, COUNTER) X(downstream_rq_idle_timeout, COUNTER)                       \
     X(downstream_rq_rx_reset, COUNTER) X(downstream_rq_tx_reset, COUNTER)                          \
     X(downstream_cx_protocol_error, COUNTER) X(no_route, COUNTER) X(rq_direct_response, COUNTER)   \
-    X(downstream_rq_too_large, COUNTER)
+    X(downstream_rq_too_large, COUNTER) X(downstream_cx_max_duration_reached, COUNTER)
 
 const lg_hcm_stats_t *lg_hcm_stats_for(const char *stat_prefix)
 {
@@ -69,6 +69,14 @@ static lg_stats_cells_t *cells(lg_stream_t *s)
 /* ------------------------------------------------------------------------------------------- */
 /* Connections                                                                                 */
 /* ------------------------------------------------------------------------------------------- */
+
+/* max_connection_duration: the connection is drained like at shutdown (GOAWAY / Connection: close). */
+static void on_max_duration(h2o_timeout_entry_t *e)
+{
+    lg_hcm_conn_t *c = H2O_STRUCT_FROM_MEMBER(lg_hcm_conn_t, duration_timer, e);
+    lg_stats_inc(c->worker->stats, c->config->stats->downstream_cx_max_duration_reached);
+    lg_hcm_conn_shutdown(c);
+}
 
 lg_hcm_conn_t *lg_hcm_conn_new(lg_worker_t *worker, lg_snapshot_t *snapshot, const lg_listener_t *listener,
                                const lg_filter_chain_t *chain, h2o_socket_t *sock, lg_http_version_t protocol,
@@ -96,6 +104,10 @@ lg_hcm_conn_t *lg_hcm_conn_new(lg_worker_t *worker, lg_snapshot_t *snapshot, con
     lg_stats_inc(worker->stats, protocol == LG_HTTP_2 ? st->downstream_cx_http2_total : st->downstream_cx_http1_total);
     if (tls)
         lg_stats_inc(worker->stats, st->downstream_cx_ssl_total);
+    c->duration_timer.cb = on_max_duration;
+    if (c->config->max_connection_duration_ms != 0)
+        h2o_timeout_link(worker->loop, lg_worker_timeout(worker, c->config->max_connection_duration_ms),
+                         &c->duration_timer);
     return c;
 }
 
@@ -113,6 +125,7 @@ void lg_hcm_conn_closed(lg_hcm_conn_t *conn)
         lg_hcm_on_reset(s, LG_RESET_CONNECTION_CLOSED);
     }
     conn->closed = 1;
+    h2o_timeout_unlink(&conn->duration_timer);
     lg_stats_dec(conn->worker->stats, conn->config->stats->downstream_cx_active);
     h2o_linklist_unlink(&conn->worker_link);
     --conn->worker->active_connections;
@@ -607,14 +620,16 @@ void lg_filter_continue_decoding(lg_filter_t *f)
         s->dec_stop = SIZE_MAX;
         if (!s->dec_headers_done)
             decode_headers_from(s, next);
-        if (!s->destroyed && !s->local_reply_sent && s->dec_stop == SIZE_MAX && s->dec_buf != NULL) {
+        /* Held data and trailers go on from the next filter; one that stops again holds them
+         * anew (decode_*_from know the stop rules). */
+        if (!s->destroyed && !s->local_reply_sent && s->dec_buf != NULL) {
             h2o_buffer_t *held = s->dec_buf;
             s->dec_buf = NULL;
             int end = s->dec_end_stream && s->dec_trailers == NULL;
             decode_data_from(s, next, held->bytes, held->size, end);
             h2o_buffer_dispose(&held);
         }
-        if (!s->destroyed && !s->local_reply_sent && s->dec_stop == SIZE_MAX && s->dec_trailers != NULL)
+        if (!s->destroyed && !s->local_reply_sent && s->dec_trailers != NULL)
             decode_trailers_from(s, next);
     }
     --s->in_callback;
@@ -782,14 +797,14 @@ void lg_filter_continue_encoding(lg_filter_t *f)
     s->enc_stop = SIZE_MAX;
     if (!s->enc_headers_done)
         encode_headers_from(s, f->index);
-    if (!s->destroyed && s->enc_stop == SIZE_MAX && s->enc_buf != NULL) {
+    if (!s->destroyed && s->enc_buf != NULL) {
         h2o_buffer_t *held = s->enc_buf;
         s->enc_buf = NULL;
         int end = s->enc_end_stream && s->enc_trailers == NULL;
         encode_data_from(s, f->index, held->bytes, held->size, end);
         h2o_buffer_dispose(&held);
     }
-    if (!s->destroyed && s->enc_stop == SIZE_MAX && s->enc_trailers != NULL && !s->response_complete)
+    if (!s->destroyed && s->enc_trailers != NULL && !s->response_complete)
         encode_trailers_from(s, f->index);
     --s->in_callback;
     stream_maybe_destroy(s);

@@ -29,7 +29,7 @@ typedef struct st_lg_hcm_stats_t {
         downstream_rq_3xx, downstream_rq_4xx, downstream_rq_5xx, downstream_rq_completed,
         downstream_rq_timeout, downstream_rq_idle_timeout, downstream_rq_rx_reset,
         downstream_rq_tx_reset, downstream_cx_protocol_error, no_route, rq_direct_response,
-        downstream_rq_too_large;
+        downstream_rq_too_large, downstream_cx_max_duration_reached;
 } lg_hcm_stats_t;
 
 struct st_lg_hcm_conn_t {
@@ -49,6 +49,7 @@ struct st_lg_hcm_conn_t {
     void (*codec_shutdown)(void *codec);
     void (*codec_close)(void *codec);
     h2o_linklist_t worker_link; /* in lg_worker_t.connections */
+    h2o_timeout_entry_t duration_timer; /* max_connection_duration */
     int closed;
 };
 
