@@ -173,6 +173,11 @@ def _legate_runner(request, legate_bin, log_dir):
     def fin():
         problems = runner.finish()
         if problems:
+            if request.session.shouldstop or request.session.shouldfail:
+                # Torn down after the session stopped (-x, Ctrl-C): no test to attach a failure
+                # to, and raising here would crash pytest; the report goes to stderr.
+                sys.stderr.write("\n".join(problems) + "\n")
+                return
             pytest.fail("\n".join(problems), pytrace=False)
 
     request.addfinalizer(fin)

@@ -76,8 +76,10 @@ def test_close_mid_response_curl_h1(proxy):
 
 
 def test_close_mid_response_h2_resets_only_that_stream(proxy):
+    # Whether the 200 HEADERS get out before the RST_STREAM depends on timing (the origin's
+    # head, partial body and FIN can arrive in one read); the stream must end in error.
     r = curl(proxy.url("/close-mid/100000"), "--http2-prior-knowledge")
-    assert r.status == 200
+    assert r.status in (0, 200), r
     assert r.rc in (18, 92), r  # partial file / HTTP/2 stream error (RST_STREAM)
     assert len(r.body) < 100000
     # A sibling stream on the same connection (nghttp keeps one connection) still completes.

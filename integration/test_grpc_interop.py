@@ -61,6 +61,7 @@ def test_interop_server_works_directly(interop_bins, interop_server):
 
 @pytest.mark.parametrize("case", CASES)
 def test_grpc_go_interop_through_legate(interop_bins, proxy, case):
+    assert proxy.alive(), "legate exited (code %s) during an earlier case" % proxy.popen.poll()
     argv = [interop_bins[0], "-server_host", "127.0.0.1", "-server_port", proxy.port,
             "-use_tls=false", "-test_case", case]
     if case.endswith("_soak"):

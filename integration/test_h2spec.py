@@ -78,13 +78,17 @@ def nghttpx_baseline(binary, tls, certs, workdir):
     origin = H1Origin().start()
     port = pick_port()
     front = "127.0.0.1,%d%s" % (port, "" if tls else ";no-tls")
-    argv = ["nghttpx", "-f", front, "-b", "127.0.0.1,%d" % origin.port, "-n", "1", "--no-ocsp",
+    # --conf=/dev/null: Debian's /etc/nghttpx/nghttpx.conf adds a frontend on port 3000.
+    argv = ["nghttpx", "--conf=/dev/null", "-f", front, "-b", "127.0.0.1,%d" % origin.port, "-n", "1", "--no-ocsp",
             "--errorlog-file=/dev/null", "--accesslog-file=/dev/null"]
     if tls:
         argv += [str(certs / "server.key"), str(certs / "server.pem")]
     p = Proc(argv, name="nghttpx-%s" % kind, log_dir=workdir).start()
     try:
-        p.wait_ports([port])
+        try:
+            p.wait_ports([port])
+        except Exception as e:
+            pytest.fail("nghttpx did not start: %s\n%s" % (e, p.stderr_text()))
         results, _ = run_h2spec(binary, port, tls, str(workdir))
     finally:
         p.stop()
