@@ -439,10 +439,14 @@ static int on_frame_not_send(nghttp2_session *session, const nghttp2_frame *fram
     lg_http2_client_conn_t *conn = user_data;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    /* The stream never opened: nghttp2 will not call on_stream_close for it. */
+    /* The request never went out. nghttp2 may or may not call on_stream_close for the stream
+     * afterwards (it does when the stream object exists, e.g. reset before its HEADERS were
+     * sent): the stream's user data is cleared first so that a later close cannot reach it. */
     h2c_stream_t *st = find_stream(conn, frame->hd.stream_id);
     if (st == NULL)
         return 0;
+    if (frame->hd.stream_id > 0 && nghttp2_session_find_stream(session, frame->hd.stream_id) != NULL)
+        nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, NULL);
     stream_closed(st);
     notify_reset(st, lib_error_code == NGHTTP2_ERR_START_STREAM_NOT_ALLOWED ? LG_RESET_REMOTE_RESET : LG_RESET_CONNECTION_CLOSED, 0);
     stream_maybe_free(st);
