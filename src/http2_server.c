@@ -844,7 +844,8 @@ lg_http2_server_conn_t *lg_http2_server_conn_new(h2o_socket_t *sock, lg_hcm_conn
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings->max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings->initial_stream_window_size},
-        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+        /* No SETTINGS_NO_RFC7540_PRIORITIES: with it nghttp2 stops validating PRIORITY frames,
+         * and RFC 9113 §5.3.1 / §6.3 still make a self-dependency or stream 0 an error. */
     };
     nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     if (settings->initial_connection_window_size > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE)
