@@ -7,6 +7,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -44,9 +46,12 @@ h2o_timeout_t *lg_worker_timeout(lg_worker_t *w, uint64_t ms)
 
 void lg_socket_bound_reads(h2o_socket_t *sock)
 {
-    int size = SOCKET_RCVBUF;
-    /* Best effort: a socket that refuses keeps the kernel's behaviour. */
+    int size = SOCKET_RCVBUF, on = 1;
+    /* Best effort: a socket that refuses keeps the kernel's behaviour. Upstream sockets from
+     * h2o_socket_connect do not get TCP_NODELAY from h2o (accepted ones do): requests must not
+     * wait for Nagle. */
     (void)setsockopt(h2o_socket_get_fd(sock), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    (void)setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }
 
 uint64_t lg_worker_random(lg_worker_t *w)
