@@ -1,9 +1,10 @@
 /*
  * Serving: the main thread's part of DESIGN §4. It builds the first snapshot, binds every listener
  * once per worker (SO_REUSEPORT, so the kernel spreads connections), starts the workers and then
- * runs its own loop for signals (and, later, admin and xDS). SIGTERM drains as Envoy does: workers
- * stop accepting, connections finish what they are doing and close, and the process exits 0 once
- * they are gone or --drain-time-s has passed. SIGINT exits at once.
+ * runs its own loop for signals and the admin endpoint (and, later, xDS). SIGTERM drains as Envoy
+ * does: workers stop accepting, connections finish what they are doing and close, and the process
+ * exits 0 once they are gone or --drain-time-s has passed. SIGINT and POST /quitquitquit exit at
+ * once.
  */
 #include "server.h"
 
@@ -16,11 +17,13 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <h2o/socket.h>
 #include <h2o/timeout.h>
 
+#include "admin.h"
 #include "log.h"
 #include "snapshot.h"
 #include "stream_info.h"
@@ -36,6 +39,8 @@ typedef struct st_server_t {
     unsigned n_workers;
     int **listen_fds; /* [worker][listener] */
     int draining, done;
+    int live; /* workers started: the admin's /ready says LIVE */
+    lg_admin_t *admin;
     uint64_t drain_deadline;
     h2o_timeout_t poll_timeout;
     h2o_timeout_entry_t poll_entry;
@@ -131,6 +136,31 @@ static void on_signal(h2o_socket_t *sock, const char *err)
     }
 }
 
+/* The admin's hooks (admin.h): what it cannot know itself, and what it asks the server to do. */
+static lg_snapshot_t *admin_snapshot(void *data)
+{
+    return ((server_t *)data)->snapshot;
+}
+
+static lg_admin_state_t admin_state(void *data)
+{
+    server_t *srv = data;
+    return srv->draining ? LG_ADMIN_STATE_DRAINING : srv->live ? LG_ADMIN_STATE_LIVE : LG_ADMIN_STATE_PRE_INITIALIZING;
+}
+
+static void admin_quit(void *data)
+{
+    ((server_t *)data)->done = 1;
+}
+
+static void admin_drain_listeners(void *data, int graceful, int inbound_only)
+{
+    server_t *srv = data;
+    lg_info(main, "admin: draining listeners%s", graceful ? " (graceful)" : "");
+    for (unsigned i = 0; srv->workers != NULL && i < srv->n_workers; ++i)
+        lg_worker_drain(srv->workers[i]);
+}
+
 static unsigned default_concurrency(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -175,6 +205,25 @@ int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
     h2o_timeout_init(srv.loop, &srv.poll_timeout, DRAIN_POLL_MS);
     srv.poll_entry.cb = on_drain_poll;
 
+    lg_admin_hooks_t hooks = {.data = &srv,
+                              .snapshot = admin_snapshot,
+                              .state = admin_state,
+                              .quit = admin_quit,
+                              .drain_listeners = admin_drain_listeners,
+                              .options = opts,
+                              .concurrency = srv.n_workers,
+                              .start_time = time(NULL)};
+    err.msg[0] = '\0';
+    if ((srv.admin = lg_admin_start(srv.loop, bootstrap, &hooks, &err)) == NULL && err.msg[0] != '\0') {
+        fprintf(stderr, "%s\n", err.msg);
+        h2o_socket_read_stop(sigsock);
+        h2o_socket_close(sigsock);
+        h2o_evloop_run(srv.loop, 0);
+        h2o_timeout_dispose(srv.loop, &srv.poll_timeout);
+        h2o_evloop_destroy(srv.loop);
+        goto exit;
+    }
+
     srv.workers = calloc(srv.n_workers, sizeof(*srv.workers));
     if (srv.workers == NULL)
         lg_fatal("out of memory");
@@ -183,11 +232,14 @@ int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
         if (lg_worker_start(srv.workers[i]) != 0)
             lg_fatal("cannot start worker %u", i);
     }
+    srv.live = 1;
     lg_info(main, "starting main dispatch loop with %u workers", srv.n_workers);
 
     while (!srv.done)
         if (h2o_evloop_run(srv.loop, INT32_MAX) != 0)
             break;
+
+    lg_admin_stop(srv.admin);
 
     for (unsigned i = 0; i < srv.n_workers; ++i)
         lg_worker_stop_and_free(srv.workers[i]);
