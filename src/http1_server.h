@@ -90,6 +90,9 @@ void lg_http1_server_conn_shutdown(lg_http1_server_conn_t *conn);
  */
 void lg_http1_server_conn_close(lg_http1_server_conn_t *conn);
 
+/** Frees the per-thread header array request parsing uses; call when a thread ends. */
+void lg_http1_server_release_thread_scratch(void);
+
 /** The reason phrase for a status code ("Not Found"), "" for codes without one. Static. */
 const char *lg_http1_reason_phrase(int status);
 

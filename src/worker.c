@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "conn_manager.h"
+#include "http1_server.h"
 #include "listener.h"
 #include "log.h"
 #include "upstream_pool.h"
@@ -155,6 +156,7 @@ static void send_msg(lg_worker_t *w, msg_type_t type, lg_snapshot_t *snap)
  */
 void lg_worker_release_thread_caches(void)
 {
+    lg_http1_server_release_thread_scratch();
     h2o_mem_recycle_t *a = &h2o_socket_buffer_prototype.allocator;
     while (a->_link != NULL) {
         void *chunk = a->_link;
