@@ -278,3 +278,15 @@ def test_max_connection_duration_closes_keepalive_connection(start_legate, free_
         assert c.read_response().status == 200
         c.sock.settimeout(3)
         assert c.sock.recv(1) == b""  # closed by legate after 0.3 s, not by the client
+
+
+def test_survives_stop_and_continue(proxy):
+    """SIGSTOP/SIGCONT (a debugger attaching, a container pause) interrupt epoll_wait with EINTR:
+    legate must carry on, not exit."""
+    import os
+    import signal
+    os.kill(proxy.popen.pid, signal.SIGSTOP)
+    os.kill(proxy.popen.pid, signal.SIGCONT)
+    r = curl(proxy.url("/echo/after"), "--http1.1")
+    assert r.status == 200, r
+    assert proxy.popen.poll() is None

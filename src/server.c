@@ -236,8 +236,10 @@ int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
     lg_info(main, "starting main dispatch loop with %u workers", srv.n_workers);
 
     while (!srv.done)
-        if (h2o_evloop_run(srv.loop, INT32_MAX) != 0)
+        if (h2o_evloop_run(srv.loop, INT32_MAX) != 0 && errno != EINTR) {
+            lg_err(main, "event loop failed: %s", strerror(errno));
             break;
+        }
 
     lg_admin_stop(srv.admin);
 

@@ -5,6 +5,7 @@
  */
 #include "worker.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
@@ -188,9 +189,12 @@ static void *worker_main(void *arg)
     pthread_cond_signal(&w->ready_cond);
     pthread_mutex_unlock(&w->ready_mutex);
 
+    /* epoll_wait fails with EINTR when a signal or a debugger interrupts it: not a reason to stop. */
     while (!w->stopping)
-        if (h2o_evloop_run(w->loop, INT32_MAX) != 0)
+        if (h2o_evloop_run(w->loop, INT32_MAX) != 0 && errno != EINTR) {
+            lg_err(main, "worker %u: event loop failed: %s", w->id, strerror(errno));
             break;
+        }
 
     /* Stop: close what is left, let the closes run, then free the loop's objects. */
     close_listeners(w);
