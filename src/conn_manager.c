@@ -9,6 +9,7 @@
  * released to the codec whatever state it is in (HTTP/2 resets it, HTTP/1.1 closes).
  */
 #include "conn_manager.h"
+#include "access_log.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -250,6 +251,9 @@ static void count_response(lg_stream_t *s, int status)
 static void stream_destroy(lg_stream_t *s)
 {
     s->destroyed = 1;
+    for (size_t i = 0; i < s->conn->config->n_access_logs; ++i)
+        lg_access_log_emit(s->conn->config->access_logs[i], s->conn->worker->id, &s->info, s->request, s->response,
+                           s->enc_trailers);
     h2o_timeout_unlink(&s->idle_timer);
     h2o_timeout_unlink(&s->request_timer);
     for (size_t i = 0; i < s->n_filters; ++i)
@@ -435,6 +439,7 @@ void lg_hcm_on_headers(lg_stream_t *s, lg_request_head_t *head, int end_stream)
     if (end_stream) {
         s->request_complete = 1;
         s->dec_end_stream = 1;
+        s->info.request_end_ns = now_mono_ns();
         h2o_timeout_unlink(&s->request_timer);
     }
     touch_idle_timer(s);
@@ -463,6 +468,7 @@ void lg_hcm_on_data(lg_stream_t *s, const void *data, size_t len, int end_stream
     if (end_stream) {
         s->request_complete = 1;
         s->dec_end_stream = 1;
+        s->info.request_end_ns = now_mono_ns();
         h2o_timeout_unlink(&s->request_timer);
     }
     touch_idle_timer(s);
@@ -483,6 +489,7 @@ void lg_hcm_on_trailers(lg_stream_t *s, lg_headers_t *trailers)
     }
     s->request_complete = 1;
     s->dec_end_stream = 1;
+    s->info.request_end_ns = now_mono_ns();
     h2o_timeout_unlink(&s->request_timer);
     s->dec_trailers = trailers;
     ++s->in_callback;

@@ -22,11 +22,16 @@
 /* HeaderValueOption.append is deprecated, yet Envoy still honours it, and so does legate. */
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 
+/* GRPC_STATUS(...) renderings, and RESPONSE_CODE_DETAILS(ALLOW_WHITESPACES). */
+enum { GRPC_CAMEL, GRPC_SNAKE, GRPC_NUMBER };
+enum { DETAILS_UNDERSCORES, DETAILS_ALLOW_WHITESPACES };
+
 typedef struct st_lg_format_part_t {
     lg_format_op_t op;
     h2o_iovec_t text; /* literal text, or the argument (header name, time format) */
-    h2o_iovec_t alt;  /* REQ(a?b) / RESP(a?b): the header tried when `a` is absent */
+    h2o_iovec_t alt;  /* REQ(a?b) / RESP(a?b) / TRAILER(a?b): the header tried when `a` is absent */
     size_t max_len;   /* 0: no truncation */
+    int variant;      /* GRPC_* or DETAILS_* */
 } lg_format_part_t;
 
 struct st_lg_header_formatter_t {
@@ -40,9 +45,10 @@ struct st_lg_header_formatter_t {
 static const struct {
     const char *name;
     int arg;
+    int numeric;
 } operators[] = {
-    {"", 0},
-#define LG_X(name, arg) {#name, arg},
+    {"", 0, 0},
+#define LG_X(name, arg, num) {#name, arg, num},
     LG_FORMAT_OPERATORS(LG_X)
 #undef LG_X
 };
@@ -84,7 +90,7 @@ static void flush_literal(lg_header_formatter_t *f, size_t *cap, char *lit, size
 {
     if (*lit_len == 0)
         return;
-    add_part(f, cap, (lg_format_part_t){LG_FORMAT_LITERAL, xdup(lit, *lit_len, 0), {NULL, 0}, 0});
+    add_part(f, cap, (lg_format_part_t){LG_FORMAT_LITERAL, xdup(lit, *lit_len, 0), {NULL, 0}, 0, 0});
     *lit_len = 0;
 }
 
@@ -149,10 +155,25 @@ static ssize_t parse_command(lg_header_formatter_t *f, size_t *cap, const char *
         return lg_error_set(err, "%%%s%% takes no argument", operators[op].name);
     if (operators[op].arg == 2 && arg == NULL)
         return lg_error_set(err, "%%%s%% needs an argument: %%%s(...)%%", operators[op].name, operators[op].name);
-    lg_format_part_t part = {(lg_format_op_t)op, {NULL, 0}, {NULL, 0}, max_len};
-    if (op == LG_FORMAT_OP_REQ || op == LG_FORMAT_OP_RESP) {
+    lg_format_part_t part = {(lg_format_op_t)op, {NULL, 0}, {NULL, 0}, max_len, 0};
+    if (op == LG_FORMAT_OP_REQ || op == LG_FORMAT_OP_RESP || op == LG_FORMAT_OP_TRAILER) {
         if (header_arg(&part, arg, arg_len, operators[op].name, err) != 0)
             return -1;
+    } else if (op == LG_FORMAT_OP_GRPC_STATUS) {
+        if (arg == NULL || arg_len == 0 || (arg_len == 12 && memcmp(arg, "CAMEL_STRING", 12) == 0))
+            part.variant = GRPC_CAMEL;
+        else if (arg_len == 12 && memcmp(arg, "SNAKE_STRING", 12) == 0)
+            part.variant = GRPC_SNAKE;
+        else if (arg_len == 6 && memcmp(arg, "NUMBER", 6) == 0)
+            part.variant = GRPC_NUMBER;
+        else
+            return lg_error_set(err, "GrpcStatusFormatter only supports CAMEL_STRING, SNAKE_STRING or NUMBER.");
+    } else if (op == LG_FORMAT_OP_GRPC_STATUS_NUMBER) {
+        part.variant = GRPC_NUMBER;
+    } else if (op == LG_FORMAT_OP_RESPONSE_CODE_DETAILS) {
+        part.variant = arg != NULL && arg_len == 17 && memcmp(arg, "ALLOW_WHITESPACES", 17) == 0
+                           ? DETAILS_ALLOW_WHITESPACES
+                           : DETAILS_UNDERSCORES;
     } else if (op == LG_FORMAT_OP_HOSTNAME) {
         char host[256];
         if (gethostname(host, sizeof(host)) != 0)
@@ -335,8 +356,150 @@ size_t lg_format_time(const char *fmt, size_t fmt_len, uint64_t ms, char *buf, s
 
 static const char default_time_format[] = "%Y-%m-%dT%H:%M:%S.%3fZ";
 
+static uint64_t now_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Milliseconds from `from` to `to` (monotonic ns), or no value when either is unknown. */
+static h2o_iovec_t duration_ms(uint64_t from, uint64_t to, h2o_mem_pool_t *pool)
+{
+    if (from == 0 || to == 0 || to < from)
+        return h2o_iovec_init(NULL, 0);
+    return pool_printf(pool, 24, "%" PRIu64, (to - from) / 1000000u);
+}
+
+/* A copy of s with each whitespace character replaced by '_' (Envoy's replaceAllEmptySpace). */
+static h2o_iovec_t underscored(const char *s, h2o_mem_pool_t *pool)
+{
+    if (s == NULL || *s == '\0')
+        return h2o_iovec_init(NULL, 0);
+    size_t len = strlen(s);
+    if (strpbrk(s, " \t\f\v\n\r") == NULL)
+        return h2o_iovec_init(s, len);
+    char *out = h2o_mem_alloc_pool(pool, len);
+    for (size_t i = 0; i < len; ++i)
+        out[i] = isspace((unsigned char)s[i]) ? '_' : s[i];
+    return h2o_iovec_init(out, len);
+}
+
+static const h2o_iovec_t *find_header_or_alt(const lg_headers_t *h, const lg_format_part_t *part)
+{
+    const h2o_iovec_t *v = find_header(h, part->text);
+    if (v == NULL && part->alt.base != NULL)
+        v = find_header(h, part->alt);
+    return v;
+}
+
+/* Envoy's isGrpcRequestHeaders: a :path and content-type application/grpc[+...|;...]. */
+static int is_grpc_request(const lg_request_head_t *req)
+{
+    if (req == NULL || req->path.base == NULL)
+        return 0;
+    const h2o_iovec_t *ct = find_header(&req->headers, LG_LIT("content-type"));
+    static const char grpc[] = "application/grpc";
+    size_t n = sizeof(grpc) - 1;
+    return ct != NULL && ct->len >= n && strncasecmp(ct->base, grpc, n) == 0 &&
+           (ct->len == n || ct->base[n] == '+' || ct->base[n] == ';');
+}
+
+/* grpc-status of a header list: 1 and *status when present; an unparsable value is -1 (Envoy's
+ * InvalidCode). */
+static int grpc_status_of(const lg_headers_t *h, int64_t *status)
+{
+    const h2o_iovec_t *v = h != NULL ? find_header(h, LG_LIT("grpc-status")) : NULL;
+    if (v == NULL || v->len == 0)
+        return 0;
+    int64_t n = 0;
+    for (size_t i = 0; i < v->len; ++i) {
+        if (!isdigit((unsigned char)v->base[i]) || n > (INT64_C(1) << 40)) {
+            *status = -1;
+            return 1;
+        }
+        n = n * 10 + (v->base[i] - '0');
+    }
+    *status = n;
+    return 1;
+}
+
+int lg_grpc_status_for_log(const lg_format_context_t *ctx, const lg_headers_t *trailers, int64_t *status)
+{
+    if (grpc_status_of(trailers, status))
+        return 1;
+    if (ctx->response != NULL && grpc_status_of(&ctx->response->headers, status))
+        return 1;
+    int code = ctx->info != NULL ? ctx->info->response_code : 0;
+    if (code == 0)
+        return 0;
+    switch (code) { /* Envoy's httpToGrpcStatus */
+    case 400:
+        *status = 13;
+        break;
+    case 401:
+        *status = 16;
+        break;
+    case 403:
+        *status = 7;
+        break;
+    case 404:
+        *status = 12;
+        break;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+        *status = 14;
+        break;
+    default:
+        *status = 2;
+        break;
+    }
+    return 1;
+}
+
+static h2o_iovec_t grpc_status(const lg_format_part_t *part, const lg_format_context_t *ctx,
+                               const lg_headers_t *trailers, h2o_mem_pool_t *pool)
+{
+    static const char *const camel[] = {"OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded",
+                                        "NotFound", "AlreadyExists", "PermissionDenied", "ResourceExhausted",
+                                        "FailedPrecondition", "Aborted", "OutOfRange", "Unimplemented",
+                                        "Internal", "Unavailable", "DataLoss", "Unauthenticated"};
+    static const char *const snake[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+                                        "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+                                        "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+                                        "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+    int64_t st;
+    if (!is_grpc_request(ctx->request) || !lg_grpc_status_for_log(ctx, trailers, &st))
+        return h2o_iovec_init(NULL, 0);
+    if (st >= 0 && st <= 16 && part->variant != GRPC_NUMBER)
+        return cstr(part->variant == GRPC_CAMEL ? camel[st] : snake[st]);
+    return pool_printf(pool, 24, "%" PRId64, st);
+}
+
+static h2o_iovec_t flags_long(const lg_stream_info_t *si, h2o_mem_pool_t *pool)
+{
+    size_t cap = 64, o = 0;
+    for (int i = 0; i < LG_RF__COUNT; ++i)
+        if (si->response_flags & (1u << i))
+            cap += strlen(lg_response_flag_long_name((lg_response_flag_t)i)) + 1;
+    char *buf = h2o_mem_alloc_pool(pool, cap);
+    for (int i = 0; i < LG_RF__COUNT; ++i) {
+        if (!(si->response_flags & (1u << i)))
+            continue;
+        const char *n = lg_response_flag_long_name((lg_response_flag_t)i);
+        if (o != 0)
+            buf[o++] = ',';
+        memcpy(buf + o, n, strlen(n));
+        o += strlen(n);
+    }
+    return h2o_iovec_init(buf, o);
+}
+
 /* The value of one operator; {NULL, 0} when it has none. */
-static h2o_iovec_t op_value(const lg_format_part_t *part, const lg_format_context_t *ctx, h2o_mem_pool_t *pool)
+static h2o_iovec_t op_value(const lg_format_part_t *part, unsigned flags, const lg_format_context_t *ctx,
+                            const lg_headers_t *trailers, h2o_mem_pool_t *pool)
 {
     const lg_stream_info_t *si = ctx->info;
     const h2o_iovec_t *v;
@@ -350,11 +513,18 @@ static h2o_iovec_t op_value(const lg_format_part_t *part, const lg_format_contex
     case LG_FORMAT_OP_RESP:
         if (ctx->response == NULL)
             break;
-        if ((v = find_header(&ctx->response->headers, part->text)) == NULL && part->alt.base != NULL)
-            v = find_header(&ctx->response->headers, part->alt);
+        v = find_header_or_alt(&ctx->response->headers, part);
+        return v != NULL ? *v : h2o_iovec_init(NULL, 0);
+    case LG_FORMAT_OP_TRAILER:
+        if (trailers == NULL)
+            break;
+        v = find_header_or_alt(trailers, part);
         return v != NULL ? *v : h2o_iovec_init(NULL, 0);
     case LG_FORMAT_OP_HOSTNAME:
         return part->text;
+    case LG_FORMAT_OP_GRPC_STATUS:
+    case LG_FORMAT_OP_GRPC_STATUS_NUMBER:
+        return grpc_status(part, ctx, trailers, pool);
     default:
         break;
     }
@@ -368,15 +538,23 @@ static h2o_iovec_t op_value(const lg_format_part_t *part, const lg_format_contex
     case LG_FORMAT_OP_DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT:
         return address(&si->downstream_remote, 0, pool);
     case LG_FORMAT_OP_DOWNSTREAM_REMOTE_PORT:
+    case LG_FORMAT_OP_DOWNSTREAM_DIRECT_REMOTE_PORT:
         return port_of(&si->downstream_remote, pool);
     case LG_FORMAT_OP_DOWNSTREAM_LOCAL_ADDRESS:
+    case LG_FORMAT_OP_DOWNSTREAM_DIRECT_LOCAL_ADDRESS:
         return address(&si->downstream_local, 1, pool);
     case LG_FORMAT_OP_DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT:
+    case LG_FORMAT_OP_DOWNSTREAM_DIRECT_LOCAL_ADDRESS_WITHOUT_PORT:
         return address(&si->downstream_local, 0, pool);
     case LG_FORMAT_OP_DOWNSTREAM_LOCAL_PORT:
+    case LG_FORMAT_OP_DOWNSTREAM_DIRECT_LOCAL_PORT:
         return port_of(&si->downstream_local, pool);
+    case LG_FORMAT_OP_DOWNSTREAM_PEER_URI_SAN:
+        return si->downstream_peer_uri_san != NULL && *si->downstream_peer_uri_san != '\0'
+                   ? cstr(si->downstream_peer_uri_san)
+                   : h2o_iovec_init(NULL, 0);
     case LG_FORMAT_OP_REQUESTED_SERVER_NAME:
-        return si->requested_server_name;
+        return si->requested_server_name.len != 0 ? si->requested_server_name : h2o_iovec_init(NULL, 0);
     case LG_FORMAT_OP_PROTOCOL:
         switch (si->protocol) {
         case LG_HTTP_10:
@@ -390,10 +568,39 @@ static h2o_iovec_t op_value(const lg_format_part_t *part, const lg_format_contex
     case LG_FORMAT_OP_UPSTREAM_REMOTE_ADDRESS:
     case LG_FORMAT_OP_UPSTREAM_HOST:
         return address(&si->upstream_host, 1, pool);
+    case LG_FORMAT_OP_UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT:
+        return address(&si->upstream_host, 0, pool);
+    case LG_FORMAT_OP_UPSTREAM_REMOTE_PORT:
+        return port_of(&si->upstream_host, pool);
+    case LG_FORMAT_OP_UPSTREAM_LOCAL_ADDRESS:
+        return address(&si->upstream_local, 1, pool);
+    case LG_FORMAT_OP_UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT:
+        return address(&si->upstream_local, 0, pool);
+    case LG_FORMAT_OP_UPSTREAM_LOCAL_PORT:
+        return port_of(&si->upstream_local, pool);
     case LG_FORMAT_OP_UPSTREAM_CLUSTER:
-        return cstr(si->upstream_cluster);
+        return si->upstream_cluster != NULL && *si->upstream_cluster != '\0' ? cstr(si->upstream_cluster)
+                                                                              : h2o_iovec_init(NULL, 0);
+    case LG_FORMAT_OP_UPSTREAM_TRANSPORT_FAILURE_REASON: {
+        h2o_iovec_t r = cstr(si->upstream_transport_failure_reason);
+        if (r.len == 0)
+            return h2o_iovec_init(NULL, 0);
+        if (memchr(r.base, ' ', r.len) != NULL) {
+            char *out = h2o_mem_alloc_pool(pool, r.len);
+            for (size_t i = 0; i < r.len; ++i)
+                out[i] = r.base[i] == ' ' ? '_' : r.base[i];
+            r.base = out;
+        }
+        return r;
+    }
+    case LG_FORMAT_OP_UPSTREAM_REQUEST_ATTEMPT_COUNT:
+        return pool_printf(pool, 12, "%" PRIu32, si->attempt_count);
     case LG_FORMAT_OP_ROUTE_NAME:
-        return cstr(si->route_name);
+        return si->route_name != NULL && *si->route_name != '\0' ? cstr(si->route_name) : h2o_iovec_init(NULL, 0);
+    case LG_FORMAT_OP_CONNECTION_ID:
+        return pool_printf(pool, 24, "%" PRIu64, si->connection_id);
+    case LG_FORMAT_OP_STREAM_ID:
+        return si->request_id.len != 0 ? si->request_id : h2o_iovec_init(NULL, 0);
     case LG_FORMAT_OP_START_TIME: {
         if (si->start_ms == 0)
             return h2o_iovec_init(NULL, 0);
@@ -404,17 +611,35 @@ static h2o_iovec_t op_value(const lg_format_part_t *part, const lg_format_contex
         size_t n = lg_format_time(fmt, fmt_len, si->start_ms, buf, cap);
         return h2o_iovec_init(buf, n);
     }
+    case LG_FORMAT_OP_DURATION:
+        return duration_ms(si->start_mono_ns, si->end_ns != 0 ? si->end_ns : now_mono_ns(), pool);
+    case LG_FORMAT_OP_REQUEST_DURATION:
+        return duration_ms(si->start_mono_ns, si->request_end_ns, pool);
+    case LG_FORMAT_OP_RESPONSE_DURATION:
+        return duration_ms(si->start_mono_ns, si->upstream_response_start_ns, pool);
+    case LG_FORMAT_OP_RESPONSE_TX_DURATION:
+        if (si->upstream_response_start_ns == 0)
+            return h2o_iovec_init(NULL, 0);
+        return duration_ms(si->upstream_response_start_ns, si->end_ns != 0 ? si->end_ns : now_mono_ns(), pool);
     case LG_FORMAT_OP_RESPONSE_CODE:
-        return si->response_code != 0 ? pool_printf(pool, 12, "%d", si->response_code) : h2o_iovec_init(NULL, 0);
+        if (si->response_code == 0 && !(flags & LG_FORMAT_ACCESS_LOG))
+            return h2o_iovec_init(NULL, 0);
+        return pool_printf(pool, 12, "%d", si->response_code);
     case LG_FORMAT_OP_RESPONSE_FLAGS: {
         if (si->response_flags == 0)
-            return h2o_iovec_init(NULL, 0);
+            return (flags & LG_FORMAT_ACCESS_LOG) ? LG_LIT("-") : h2o_iovec_init(NULL, 0);
         char *buf = h2o_mem_alloc_pool(pool, 256);
         lg_stream_info_flags_string(si, buf, 256);
         return h2o_iovec_init(buf, strlen(buf));
     }
+    case LG_FORMAT_OP_RESPONSE_FLAGS_LONG:
+        if (si->response_flags == 0)
+            return (flags & LG_FORMAT_ACCESS_LOG) ? LG_LIT("-") : h2o_iovec_init(NULL, 0);
+        return flags_long(si, pool);
     case LG_FORMAT_OP_RESPONSE_CODE_DETAILS:
-        return cstr(si->response_code_details);
+        if (part->variant == DETAILS_ALLOW_WHITESPACES)
+            return si->response_code_details != NULL ? cstr(si->response_code_details) : h2o_iovec_init(NULL, 0);
+        return underscored(si->response_code_details, pool);
     case LG_FORMAT_OP_BYTES_RECEIVED:
         return pool_printf(pool, 24, "%" PRIu64, si->bytes_received);
     case LG_FORMAT_OP_BYTES_SENT:
@@ -424,9 +649,11 @@ static h2o_iovec_t op_value(const lg_format_part_t *part, const lg_format_contex
     }
 }
 
-h2o_iovec_t lg_header_formatter_format(const lg_header_formatter_t *f, const lg_format_context_t *ctx,
-                                       h2o_mem_pool_t *pool)
+static h2o_iovec_t format_parts(const lg_header_formatter_t *f, const lg_format_context_t *ctx,
+                                const lg_headers_t *trailers, h2o_mem_pool_t *pool, int *missing)
 {
+    if (missing != NULL)
+        *missing = 0;
     if (f->is_constant)
         return f->constant;
     h2o_iovec_t stack_vals[16], *vals = stack_vals;
@@ -435,10 +662,12 @@ h2o_iovec_t lg_header_formatter_format(const lg_header_formatter_t *f, const lg_
     size_t total = 0;
     for (size_t i = 0; i < f->n_parts; ++i) {
         const lg_format_part_t *part = &f->parts[i];
-        h2o_iovec_t v = part->op == LG_FORMAT_LITERAL ? part->text : op_value(part, ctx, pool);
+        h2o_iovec_t v = part->op == LG_FORMAT_LITERAL ? part->text : op_value(part, f->flags, ctx, trailers, pool);
         if (v.base == NULL) {
             v = (f->flags & LG_FORMAT_DASH_FOR_MISSING) ? LG_LIT("-")
                                                         : h2o_iovec_init("", 0);
+            if (missing != NULL && f->n_parts == 1)
+                *missing = 1;
         } else if (part->max_len != 0 && v.len > part->max_len) {
             v.len = part->max_len;
         }
@@ -455,6 +684,28 @@ h2o_iovec_t lg_header_formatter_format(const lg_header_formatter_t *f, const lg_
     }
     *p = '\0';
     return h2o_iovec_init(out, total);
+}
+
+h2o_iovec_t lg_header_formatter_format(const lg_header_formatter_t *f, const lg_format_context_t *ctx,
+                                       h2o_mem_pool_t *pool)
+{
+    return format_parts(f, ctx, NULL, pool, NULL);
+}
+
+h2o_iovec_t lg_header_formatter_format_log(const lg_header_formatter_t *f, const lg_format_context_t *ctx,
+                                           const lg_headers_t *response_trailers, h2o_mem_pool_t *pool,
+                                           int *missing)
+{
+    return format_parts(f, ctx, response_trailers, pool, missing);
+}
+
+int lg_header_formatter_is_numeric(const lg_header_formatter_t *f)
+{
+    if (f->n_parts != 1 || f->parts[0].op == LG_FORMAT_LITERAL)
+        return 0;
+    if (f->parts[0].op == LG_FORMAT_OP_GRPC_STATUS)
+        return f->parts[0].variant == GRPC_NUMBER;
+    return operators[f->parts[0].op].numeric;
 }
 
 /* ------------------------------------------------------------------------------------------- */

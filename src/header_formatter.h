@@ -30,38 +30,61 @@
 #include "stream_info.h"
 
 /*
- * The operators, with whether they take an argument: 0 never, 1 optional, 2 required.
+ * The operators, with whether they take an argument (0 never, 1 optional, 2 required) and whether
+ * Envoy types their value as a number in JSON access logs (1) or as a string (0).
  * DOWNSTREAM_DIRECT_* equal the DOWNSTREAM_* ones: legate does not take the remote address from
  * X-Forwarded-For or PROXY protocol into the stream info.
  */
 #define LG_FORMAT_OPERATORS(X)                                                                     \
-    X(DOWNSTREAM_REMOTE_ADDRESS, 0)                                                                \
-    X(DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT, 0)                                                   \
-    X(DOWNSTREAM_REMOTE_PORT, 0)                                                                   \
-    X(DOWNSTREAM_DIRECT_REMOTE_ADDRESS, 0)                                                         \
-    X(DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT, 0)                                            \
-    X(DOWNSTREAM_LOCAL_ADDRESS, 0)                                                                 \
-    X(DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT, 0)                                                    \
-    X(DOWNSTREAM_LOCAL_PORT, 0)                                                                    \
-    X(REQUESTED_SERVER_NAME, 0)                                                                    \
-    X(PROTOCOL, 0)                                                                                 \
-    X(UPSTREAM_REMOTE_ADDRESS, 0)                                                                  \
-    X(UPSTREAM_HOST, 0)                                                                            \
-    X(UPSTREAM_CLUSTER, 0)                                                                         \
-    X(ROUTE_NAME, 0)                                                                               \
-    X(HOSTNAME, 0)                                                                                 \
-    X(START_TIME, 1)                                                                               \
-    X(RESPONSE_CODE, 0)                                                                            \
-    X(RESPONSE_FLAGS, 0)                                                                           \
-    X(RESPONSE_CODE_DETAILS, 0)                                                                    \
-    X(BYTES_RECEIVED, 0)                                                                           \
-    X(BYTES_SENT, 0)                                                                               \
-    X(REQ, 2)                                                                                      \
-    X(RESP, 2)
+    X(DOWNSTREAM_REMOTE_ADDRESS, 0, 0)                                                             \
+    X(DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT, 0, 0)                                                \
+    X(DOWNSTREAM_REMOTE_PORT, 0, 1)                                                                \
+    X(DOWNSTREAM_DIRECT_REMOTE_ADDRESS, 0, 0)                                                      \
+    X(DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT, 0, 0)                                         \
+    X(DOWNSTREAM_DIRECT_REMOTE_PORT, 0, 1)                                                         \
+    X(DOWNSTREAM_LOCAL_ADDRESS, 0, 0)                                                              \
+    X(DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT, 0, 0)                                                 \
+    X(DOWNSTREAM_LOCAL_PORT, 0, 1)                                                                 \
+    X(DOWNSTREAM_DIRECT_LOCAL_ADDRESS, 0, 0)                                                       \
+    X(DOWNSTREAM_DIRECT_LOCAL_ADDRESS_WITHOUT_PORT, 0, 0)                                          \
+    X(DOWNSTREAM_DIRECT_LOCAL_PORT, 0, 1)                                                          \
+    X(DOWNSTREAM_PEER_URI_SAN, 0, 0)                                                               \
+    X(REQUESTED_SERVER_NAME, 0, 0)                                                                 \
+    X(PROTOCOL, 0, 0)                                                                              \
+    X(UPSTREAM_REMOTE_ADDRESS, 0, 0)                                                               \
+    X(UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT, 0, 0)                                                  \
+    X(UPSTREAM_REMOTE_PORT, 0, 1)                                                                  \
+    X(UPSTREAM_HOST, 0, 0)                                                                         \
+    X(UPSTREAM_CLUSTER, 0, 0)                                                                      \
+    X(UPSTREAM_LOCAL_ADDRESS, 0, 0)                                                                \
+    X(UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT, 0, 0)                                                   \
+    X(UPSTREAM_LOCAL_PORT, 0, 1)                                                                   \
+    X(UPSTREAM_TRANSPORT_FAILURE_REASON, 0, 0)                                                     \
+    X(UPSTREAM_REQUEST_ATTEMPT_COUNT, 0, 1)                                                        \
+    X(ROUTE_NAME, 0, 0)                                                                            \
+    X(HOSTNAME, 0, 0)                                                                              \
+    X(CONNECTION_ID, 0, 1)                                                                         \
+    X(STREAM_ID, 0, 0)                                                                             \
+    X(START_TIME, 1, 0)                                                                            \
+    X(DURATION, 0, 1)                                                                              \
+    X(REQUEST_DURATION, 0, 1)                                                                      \
+    X(RESPONSE_DURATION, 0, 1)                                                                     \
+    X(RESPONSE_TX_DURATION, 0, 1)                                                                  \
+    X(RESPONSE_CODE, 0, 1)                                                                         \
+    X(RESPONSE_FLAGS, 0, 0)                                                                        \
+    X(RESPONSE_FLAGS_LONG, 0, 0)                                                                   \
+    X(RESPONSE_CODE_DETAILS, 1, 0)                                                                 \
+    X(BYTES_RECEIVED, 0, 1)                                                                        \
+    X(BYTES_SENT, 0, 1)                                                                            \
+    X(GRPC_STATUS, 1, 0)                                                                           \
+    X(GRPC_STATUS_NUMBER, 0, 1)                                                                    \
+    X(REQ, 2, 0)                                                                                   \
+    X(RESP, 2, 0)                                                                                  \
+    X(TRAILER, 2, 0)
 
 typedef enum en_lg_format_op_t {
     LG_FORMAT_LITERAL,
-#define LG_X(name, arg) LG_FORMAT_OP_##name,
+#define LG_X(name, arg, num) LG_FORMAT_OP_##name,
     LG_FORMAT_OPERATORS(LG_X)
 #undef LG_X
         LG_FORMAT_OP__COUNT
@@ -78,6 +101,12 @@ typedef struct st_lg_format_context_t {
 enum {
     /* A value that is not known becomes "-" (access logs) instead of "" (header values). */
     LG_FORMAT_DASH_FOR_MISSING = 0x1,
+    /*
+     * Envoy's access-log values where they differ from legate's header values: %RESPONSE_CODE% is
+     * 0 before any response, %RESPONSE_FLAGS% and %RESPONSE_FLAGS_LONG% are "-" (a value, not a
+     * missing one) when no flag is set.
+     */
+    LG_FORMAT_ACCESS_LOG = 0x2,
 };
 
 typedef struct st_lg_header_formatter_t lg_header_formatter_t;
@@ -99,6 +128,27 @@ int lg_header_formatter_is_constant(const lg_header_formatter_t *f, h2o_iovec_t 
  */
 h2o_iovec_t lg_header_formatter_format(const lg_header_formatter_t *f, const lg_format_context_t *ctx,
                                        h2o_mem_pool_t *pool);
+
+/**
+ * Evaluates the formatter for an access log: as lg_header_formatter_format, with the response
+ * trailers (%TRAILER%, %GRPC_STATUS%; may be NULL). When `missing` is not NULL it is set to 1 when
+ * the formatter is a single operator that has no value (the result is then the placeholder), so a
+ * JSON log can print null. Worker thread.
+ */
+h2o_iovec_t lg_header_formatter_format_log(const lg_header_formatter_t *f, const lg_format_context_t *ctx,
+                                           const lg_headers_t *response_trailers, h2o_mem_pool_t *pool,
+                                           int *missing);
+
+/** 1 when the formatter is exactly one operator whose value Envoy logs as a JSON number. */
+int lg_header_formatter_is_numeric(const lg_header_formatter_t *f);
+
+/**
+ * The gRPC status of a stream as Envoy's access logs see it: grpc-status of the trailers, else of
+ * the response headers (trailers-only), else mapped from the HTTP status (503 -> 14 ...). An
+ * unparsable grpc-status is -1. Returns 1 with *status set, or 0 when there is no response at all.
+ * Any thread.
+ */
+int lg_grpc_status_for_log(const lg_format_context_t *ctx, const lg_headers_t *trailers, int64_t *status);
 
 /** Frees a formatter; NULL is ignored. */
 void lg_header_formatter_free(lg_header_formatter_t *f);

@@ -12,6 +12,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+
+#include "access_log.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,7 +124,9 @@ static void on_signal(h2o_socket_t *sock, const char *err)
     server_t *srv = sock->data;
     struct signalfd_siginfo si;
     while (read(h2o_socket_get_fd(sock), &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-        if (si.ssi_signo == SIGTERM && !srv->draining) {
+        if (si.ssi_signo == SIGUSR1) {
+            lg_access_log_reopen();
+        } else if (si.ssi_signo == SIGTERM && !srv->draining) {
             lg_info(main, "caught SIGTERM: draining for up to %us", srv->opts->drain_time_s);
             srv->draining = 1;
             srv->drain_deadline = h2o_now(srv->loop) + (uint64_t)srv->opts->drain_time_s * 1000;
@@ -179,6 +183,7 @@ int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -253,6 +258,7 @@ int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
     h2o_timeout_dispose(srv.loop, &srv.poll_timeout);
     h2o_evloop_destroy(srv.loop);
     lg_worker_release_thread_caches();
+    lg_access_log_flush_all();
     lg_info(main, "exiting");
     ret = 0;
 exit:

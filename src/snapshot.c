@@ -28,6 +28,7 @@
 #include "route_table.h"
 #include "tls_context.h"
 #include "upstream_pool.h"
+#include "access_log.h"
 
 typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager hcm_pb_t;
 
@@ -439,6 +440,20 @@ static lg_hcm_config_t *build_hcm(build_t *b, const hcm_pb_t *pb)
 
     if (build_http_filters(b, h, pb) != 0)
         return NULL;
+    h->access_logs = xcalloc(pb->n_access_log, sizeof(*h->access_logs));
+    for (size_t i = 0; i < pb->n_access_log; ++i) {
+        size_t mark = lg_path_push_field(&b->path, "access_log");
+        lg_path_push_index(&b->path, i);
+        if (b->validate_only) {
+            if (lg_access_log_check(pb->access_log[i], &b->bootstrap->srcmap, &b->path, b->err) != 0)
+                return NULL;
+        } else {
+            if ((h->access_logs[h->n_access_logs] = lg_access_log_build(pb->access_log[i], &b->bootstrap->srcmap, &b->path, b->err)) == NULL)
+                return NULL;
+            ++h->n_access_logs;
+        }
+        lg_path_pop(&b->path, mark);
+    }
     if (pb->route_specifier_case ==
         ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_ROUTE_CONFIG) {
         size_t mark = lg_path_push_field(&b->path, "route_config");
@@ -621,6 +636,9 @@ static void free_hcm(lg_hcm_config_t *h)
 {
     if (h == NULL)
         return;
+    for (size_t i = 0; i < h->n_access_logs; ++i)
+        lg_access_log_free(h->access_logs[i]);
+    free(h->access_logs);
     for (size_t i = 0; i < h->n_filters; ++i) {
         lg_filter_factory_entry_t *e = &h->filters[i];
         if (e->ops != NULL && e->config != NULL && e->ops->destroy_config != NULL)

@@ -129,6 +129,8 @@ typedef struct st_lg_hcm_config_t {
     /* HTTP/1.1 downstream (http_protocol_options) */
     int accept_http_10;
     int allow_absolute_url;
+    struct st_lg_access_log_t **access_logs;
+    size_t n_access_logs;
 } lg_hcm_config_t;
 
 typedef struct st_lg_filter_chain_t {

@@ -9,7 +9,13 @@
 #include <string.h>
 
 static const char *const flag_names[] = {
-#define LG_X(name, s) s,
+#define LG_X(name, s, l) s,
+    LG_RESPONSE_FLAGS(LG_X)
+#undef LG_X
+};
+
+static const char *const flag_long_names[] = {
+#define LG_X(name, s, l) l,
     LG_RESPONSE_FLAGS(LG_X)
 #undef LG_X
 };
@@ -17,6 +23,11 @@ static const char *const flag_names[] = {
 const char *lg_response_flag_name(lg_response_flag_t f)
 {
     return (unsigned)f < LG_RF__COUNT ? flag_names[f] : "-";
+}
+
+const char *lg_response_flag_long_name(lg_response_flag_t f)
+{
+    return (unsigned)f < LG_RF__COUNT ? flag_long_names[f] : "-";
 }
 
 int lg_response_flag_parse(const char *s)

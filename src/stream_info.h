@@ -12,37 +12,38 @@
 
 #include "http_message.h"
 
-/* Envoy's response flags, in Envoy's order, with their short names (%RESPONSE_FLAGS%). */
+/* Envoy's response flags, in Envoy's order, with their short names (%RESPONSE_FLAGS%) and long
+ * names (%RESPONSE_FLAGS_LONG%). */
 #define LG_RESPONSE_FLAGS(X)                                                                       \
-    X(FAILED_LOCAL_HEALTH_CHECK, "LH")                                                             \
-    X(NO_HEALTHY_UPSTREAM, "UH")                                                                   \
-    X(UPSTREAM_REQUEST_TIMEOUT, "UT")                                                              \
-    X(LOCAL_RESET, "LR")                                                                           \
-    X(UPSTREAM_REMOTE_RESET, "UR")                                                                 \
-    X(UPSTREAM_CONNECTION_FAILURE, "UF")                                                           \
-    X(UPSTREAM_CONNECTION_TERMINATION, "UC")                                                       \
-    X(UPSTREAM_OVERFLOW, "UO")                                                                     \
-    X(NO_ROUTE_FOUND, "NR")                                                                        \
-    X(DELAY_INJECTED, "DI")                                                                        \
-    X(FAULT_INJECTED, "FI")                                                                        \
-    X(RATE_LIMITED, "RL")                                                                          \
-    X(UNAUTHORIZED_EXTERNAL_SERVICE, "UAEX")                                                       \
-    X(RATELIMIT_SERVICE_ERROR, "RLSE")                                                             \
-    X(DOWNSTREAM_CONNECTION_TERMINATION, "DC")                                                     \
-    X(UPSTREAM_RETRY_LIMIT_EXCEEDED, "URX")                                                        \
-    X(STREAM_IDLE_TIMEOUT, "SI")                                                                   \
-    X(INVALID_ENVOY_REQUEST_HEADERS, "IH")                                                         \
-    X(DOWNSTREAM_PROTOCOL_ERROR, "DPE")                                                            \
-    X(UPSTREAM_MAX_STREAM_DURATION_REACHED, "UMSDR")                                               \
-    X(RESPONSE_FROM_CACHE_FILTER, "RFCF")                                                          \
-    X(NO_FILTER_CONFIG_FOUND, "NFCF")                                                              \
-    X(DURATION_TIMEOUT, "DT")                                                                      \
-    X(UPSTREAM_PROTOCOL_ERROR, "UPE")                                                              \
-    X(NO_CLUSTER_FOUND, "NC")                                                                      \
-    X(OVERLOAD_MANAGER, "OM")
+    X(FAILED_LOCAL_HEALTH_CHECK, "LH", "FailedLocalHealthCheck")                                   \
+    X(NO_HEALTHY_UPSTREAM, "UH", "NoHealthyUpstream")                                              \
+    X(UPSTREAM_REQUEST_TIMEOUT, "UT", "UpstreamRequestTimeout")                                    \
+    X(LOCAL_RESET, "LR", "LocalReset")                                                             \
+    X(UPSTREAM_REMOTE_RESET, "UR", "UpstreamRemoteReset")                                          \
+    X(UPSTREAM_CONNECTION_FAILURE, "UF", "UpstreamConnectionFailure")                              \
+    X(UPSTREAM_CONNECTION_TERMINATION, "UC", "UpstreamConnectionTermination")                      \
+    X(UPSTREAM_OVERFLOW, "UO", "UpstreamOverflow")                                                 \
+    X(NO_ROUTE_FOUND, "NR", "NoRouteFound")                                                        \
+    X(DELAY_INJECTED, "DI", "DelayInjected")                                                       \
+    X(FAULT_INJECTED, "FI", "FaultInjected")                                                       \
+    X(RATE_LIMITED, "RL", "RateLimited")                                                           \
+    X(UNAUTHORIZED_EXTERNAL_SERVICE, "UAEX", "UnauthorizedExternalService")                        \
+    X(RATELIMIT_SERVICE_ERROR, "RLSE", "RateLimitServiceError")                                    \
+    X(DOWNSTREAM_CONNECTION_TERMINATION, "DC", "DownstreamConnectionTermination")                  \
+    X(UPSTREAM_RETRY_LIMIT_EXCEEDED, "URX", "UpstreamRetryLimitExceeded")                          \
+    X(STREAM_IDLE_TIMEOUT, "SI", "StreamIdleTimeout")                                              \
+    X(INVALID_ENVOY_REQUEST_HEADERS, "IH", "InvalidEnvoyRequestHeaders")                           \
+    X(DOWNSTREAM_PROTOCOL_ERROR, "DPE", "DownstreamProtocolError")                                 \
+    X(UPSTREAM_MAX_STREAM_DURATION_REACHED, "UMSDR", "UpstreamMaxStreamDurationReached")           \
+    X(RESPONSE_FROM_CACHE_FILTER, "RFCF", "ResponseFromCacheFilter")                               \
+    X(NO_FILTER_CONFIG_FOUND, "NFCF", "NoFilterConfigFound")                                       \
+    X(DURATION_TIMEOUT, "DT", "DurationTimeout")                                                   \
+    X(UPSTREAM_PROTOCOL_ERROR, "UPE", "UpstreamProtocolError")                                     \
+    X(NO_CLUSTER_FOUND, "NC", "NoClusterFound")                                                    \
+    X(OVERLOAD_MANAGER, "OM", "OverloadManager")
 
 typedef enum en_lg_response_flag_t {
-#define LG_X(name, s) LG_RF_##name,
+#define LG_X(name, s, l) LG_RF_##name,
     LG_RESPONSE_FLAGS(LG_X)
 #undef LG_X
         LG_RF__COUNT
@@ -50,6 +51,8 @@ typedef enum en_lg_response_flag_t {
 
 /** The short name of a flag ("UF"). */
 const char *lg_response_flag_name(lg_response_flag_t f);
+/** The long name of a flag ("UpstreamConnectionFailure"). */
+const char *lg_response_flag_long_name(lg_response_flag_t f);
 /** Looks a short name up; -1 when unknown. */
 int lg_response_flag_parse(const char *s);
 
@@ -68,7 +71,16 @@ typedef struct st_lg_stream_info_t {
     const char *route_name;
     const char *upstream_cluster;
     struct sockaddr_storage upstream_host; /* ss_family 0 when none */
-    uint64_t upstream_request_start_ns, upstream_response_start_ns;
+    uint64_t upstream_request_start_ns, upstream_response_start_ns; /* monotonic; response: first byte */
+    /* Read by access logs; every member is optional (0 / NULL / family 0 = unknown, printed "-"). */
+    uint64_t request_end_ns;  /* monotonic: last request byte received (%REQUEST_DURATION%) */
+    uint64_t end_ns;          /* monotonic: last response byte sent; 0 = the time of logging */
+    struct sockaddr_storage upstream_local;       /* %UPSTREAM_LOCAL_ADDRESS% */
+    const char *upstream_transport_failure_reason; /* e.g. TLS verification failure text */
+    const char *downstream_peer_uri_san;          /* TLS client certificate URI SANs, ","-joined */
+    uint64_t connection_id;   /* downstream connection id (%CONNECTION_ID%) */
+    uint32_t attempt_count;   /* upstream attempts (%UPSTREAM_REQUEST_ATTEMPT_COUNT%) */
+    int health_check;         /* the request was a health check (not_health_check_filter) */
 } lg_stream_info_t;
 
 static inline void lg_stream_info_set_flag(lg_stream_info_t *si, lg_response_flag_t f)

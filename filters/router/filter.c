@@ -233,6 +233,7 @@ static void on_upstream_headers(void *ctx, lg_response_head_t *head, int end_str
         lg_stream_info_set_flag(lg_filter_stream_info(st->f), LG_RF_UPSTREAM_RETRY_LIMIT_EXCEEDED);
     st->resp_started = 1;
     st->resp_end = end_stream;
+    lg_filter_stream_info(st->f)->upstream_response_start_ns = now_ns();
     const lg_cluster_stats_t *cst = st->cluster->stats;
     int s = head->status;
     lg_stats_inc(cells(st), s < 200   ? cst->upstream_rq_1xx
