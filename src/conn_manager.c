@@ -325,14 +325,24 @@ void lg_hcm_on_reset(lg_stream_t *s, lg_reset_reason_t reason)
 
 static void generate_request_id(lg_stream_t *s, h2o_iovec_t *out)
 {
+    static const char hex[] = "0123456789abcdef";
     uint64_t a = lg_worker_random(s->conn->worker), b = lg_worker_random(s->conn->worker);
-    char *buf = h2o_mem_alloc_pool(&s->pool, 37);
-    /* UUID v4: version nibble 4, variant bits 10. */
+    /* UUID v4: version nibble 4, variant bits 10; 8-4-4-4-12 hex digits. */
     a = (a & ~0xf000ull) | 0x4000ull;
     b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;
-    snprintf(buf, 37, "%08" PRIx32 "-%04" PRIx32 "-%04" PRIx32 "-%04" PRIx32 "-%012" PRIx64,
-             (uint32_t)(a >> 32), (uint32_t)(a >> 16) & 0xffff, (uint32_t)a & 0xffff, (uint32_t)(b >> 48),
-             (uint64_t)(b & 0xffffffffffffull));
+    char *buf = h2o_mem_alloc_pool(&s->pool, 37), *p = buf;
+    for (int i = 60; i >= 0; i -= 4) {
+        *p++ = hex[(a >> i) & 15];
+        if (i == 32 || i == 16)
+            *p++ = '-';
+    }
+    *p++ = '-';
+    for (int i = 60; i >= 0; i -= 4) {
+        *p++ = hex[(b >> i) & 15];
+        if (i == 48)
+            *p++ = '-';
+    }
+    *p = '\0';
     *out = h2o_iovec_init(buf, 36);
 }
 

@@ -352,14 +352,16 @@ static void flush(lg_http1_client_conn_t *conn)
  * Responses.
  * ------------------------------------------------------------------------------------------- */
 
-static bool drop_response_field(const lg_http1_header_t *f, const lg_http1_response_t *resp)
+/* `connections` marks the response's Connection fields (found once per head, not per field). */
+static bool drop_response_field(const lg_http1_header_t *f, const lg_http1_response_t *resp,
+                                const bool *connections, size_t n_connections)
 {
     if (is_hop_by_hop(f->name, f->name_len))
         return true;
+    if (n_connections == 0 || lg_http1_token_eq(f->name, f->name_len, "content-length"))
+        return false;
     for (size_t i = 0; i < resp->num_headers; ++i)
-        if (lg_http1_token_eq(resp->headers[i].name, resp->headers[i].name_len, "connection") &&
-            !lg_http1_token_eq(f->name, f->name_len, "content-length") &&
-            list_has(resp->headers[i].value, resp->headers[i].value_len, f->name, f->name_len))
+        if (connections[i] && list_has(resp->headers[i].value, resp->headers[i].value_len, f->name, f->name_len))
             return true;
     return false;
 }
@@ -370,15 +372,23 @@ static lg_response_head_t *build_head(h2o_mem_pool_t *pool, const lg_http1_respo
     memset(head, 0, sizeof(*head));
     head->status = resp->status;
     head->content_length = resp->has_content_length ? (int64_t)resp->content_length : -1;
-    size_t keep = 0;
+    bool connections_stack[128], *connections = connections_stack, drop_stack[128], *drop = drop_stack;
+    if (resp->num_headers > 128) {
+        connections = h2o_mem_alloc_pool(pool, resp->num_headers * sizeof(bool));
+        drop = h2o_mem_alloc_pool(pool, resp->num_headers * sizeof(bool));
+    }
+    size_t n_connections = 0, keep = 0;
     for (size_t i = 0; i < resp->num_headers; ++i)
-        if (!drop_response_field(&resp->headers[i], resp))
+        if ((connections[i] = lg_http1_token_eq(resp->headers[i].name, resp->headers[i].name_len, "connection")))
+            ++n_connections;
+    for (size_t i = 0; i < resp->num_headers; ++i)
+        if (!(drop[i] = drop_response_field(&resp->headers[i], resp, connections, n_connections)))
             ++keep;
     head->headers.entries = h2o_mem_alloc_pool(pool, sizeof(lg_header_t) * (keep > 0 ? keep : 1));
     head->headers.capacity = keep;
     for (size_t i = 0; i < resp->num_headers; ++i) {
         const lg_http1_header_t *f = &resp->headers[i];
-        if (drop_response_field(f, resp))
+        if (drop[i])
             continue;
         lg_header_t *e = &head->headers.entries[head->headers.size++];
         e->name = pool_dup(pool, f->name, f->name_len, true);
@@ -677,7 +687,9 @@ static void c_encode_headers(lg_upstream_stream_t *us, const lg_request_head_t *
     if (!end_stream && head->content_length >= 0) {
         s->req_length = true;
         s->req_left = (uint64_t)head->content_length;
-        snprintf(line, sizeof(line), "content-length: %lld\r\n", (long long)head->content_length);
+        memcpy(line, "content-length: ", 16);
+        size_t n = 16 + lg_u64_to_dec(line + 16, (uint64_t)head->content_length);
+        memcpy(line + n, "\r\n", 3);
         append_str(conn, line);
     } else if (!end_stream) {
         s->req_chunked = true;

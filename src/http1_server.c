@@ -863,21 +863,38 @@ static void s_encode_headers(lg_server_stream_t *cs, const lg_response_head_t *h
                 status != 101;
 
     /* An HTTP/1.0 client gets an HTTP/1.0 status line, as Envoy answers it. */
-    snprintf(line, sizeof(line), "HTTP/1.%d %d %s\r\n", s->is_http10 ? 0 : 1, status,
-             lg_http1_reason_phrase(status));
-    append_str(&conn->out, line);
+    {
+        char *p = line;
+        memcpy(p, s->is_http10 ? "HTTP/1.0 " : "HTTP/1.1 ", 9);
+        p += 9;
+        p += lg_u64_to_dec(p, (uint64_t)status);
+        *p++ = ' ';
+        const char *reason = lg_http1_reason_phrase(status);
+        size_t rl = strlen(reason);
+        if (rl > sizeof(line) - (size_t)(p - line) - 3)
+            rl = sizeof(line) - (size_t)(p - line) - 3;
+        memcpy(p, reason, rl);
+        p += rl;
+        *p++ = '\r';
+        *p++ = '\n';
+        append(&conn->out, line, (size_t)(p - line));
+    }
     append_fields(&conn->out, &head->headers);
     if (s->is_head || status == 204 || status == 304 || status == 101) {
         /* No body whatever follows; a HEAD or 304 may still say what the length would be. */
         s->out_no_body = true;
         if (cl >= 0 && status != 204 && status != 101) {
-            snprintf(line, sizeof(line), "content-length: %lld\r\n", (long long)cl);
+            memcpy(line, "content-length: ", 16);
+            size_t n = 16 + lg_u64_to_dec(line + 16, (uint64_t)cl);
+            memcpy(line + n, "\r\n", 3);
             append_str(&conn->out, line);
         }
     } else if (cl >= 0 && !has_te) {
         s->out_length = true;
         s->out_left = (uint64_t)cl;
-        snprintf(line, sizeof(line), "content-length: %lld\r\n", (long long)cl);
+        memcpy(line, "content-length: ", 16);
+        size_t n = 16 + lg_u64_to_dec(line + 16, (uint64_t)cl);
+        memcpy(line + n, "\r\n", 3);
         append_str(&conn->out, line);
     } else if (end_stream) {
         s->out_length = true;

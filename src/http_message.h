@@ -68,4 +68,20 @@ void lg_headers_copy(h2o_mem_pool_t *pool, lg_headers_t *dst, const lg_headers_t
 
 #define LG_LIT(s) ((h2o_iovec_t){(char *)(s), sizeof(s) - 1})
 
+/** Writes v in decimal to buf (at least 21 bytes), NUL-terminated; returns the length. The request
+ * path formats numbers this way instead of with printf, which costs a visible share of a request. */
+static inline size_t lg_u64_to_dec(char *buf, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; ++i)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = '\0';
+    return n;
+}
+
 #endif

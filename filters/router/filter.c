@@ -244,8 +244,8 @@ static void on_upstream_headers(void *ctx, lg_response_head_t *head, int end_str
     h2o_mem_pool_t *pool = lg_filter_pool(st->f);
     if (!st->config->suppress_envoy_headers) {
         char v[24];
-        snprintf(v, sizeof(v), "%" PRIu64, (now_ns() - st->upstream_start_ns) / 1000000);
-        lg_headers_add_copy(pool, &head->headers, "x-envoy-upstream-service-time", 29, v, strlen(v));
+        size_t vl = lg_u64_to_dec(v, (now_ns() - st->upstream_start_ns) / 1000000);
+        lg_headers_add_copy(pool, &head->headers, "x-envoy-upstream-service-time", 29, v, vl);
     }
     lg_format_context_t fctx = {lg_filter_stream_info(st->f), st->req, head};
     lg_route_apply_response_mutations(st->route, st->wc, head, &fctx, pool);
@@ -507,12 +507,9 @@ static void compute_timeout(router_state_t *st, lg_request_head_t *req, h2o_mem_
     }
     st->timeout_ms = t > 0 ? (uint64_t)t : 0;
     if (st->timeout_ms != 0 && !st->config->suppress_envoy_headers) {
-        char v[24];
-        snprintf(v, sizeof(v), "%" PRIu64, st->timeout_ms);
-        lg_headers_set(pool, &req->headers, LG_LIT("x-envoy-expected-rq-timeout-ms"),
-                       h2o_iovec_init(h2o_mem_alloc_pool(pool, strlen(v)), strlen(v)));
-        const h2o_iovec_t *set = lg_headers_get(&req->headers, "x-envoy-expected-rq-timeout-ms", 30);
-        memcpy(set->base, v, strlen(v));
+        char *v = h2o_mem_alloc_pool(pool, 24);
+        size_t vl = lg_u64_to_dec(v, st->timeout_ms);
+        lg_headers_set(pool, &req->headers, LG_LIT("x-envoy-expected-rq-timeout-ms"), h2o_iovec_init(v, vl));
     }
 }
 
