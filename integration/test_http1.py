@@ -290,3 +290,18 @@ def test_survives_stop_and_continue(proxy):
     r = curl(proxy.url("/echo/after"), "--http1.1")
     assert r.status == 200, r
     assert proxy.popen.poll() is None
+
+
+def test_request_headers_timeout_is_408(start_legate, free_port, origin):
+    """request_headers_timeout: a head that trickles in for longer is answered 408 and closed,
+    and nothing reaches the origin."""
+    import time
+    port = free_port()
+    lg = start_legate(bs.simple_proxy(port, origin.port, hcm_extra={"request_headers_timeout": "0.3s"}))
+    with Conn("127.0.0.1", lg.port) as c:
+        c.send(b"GET /echo/slow HTTP/1.1\r\nHost: x\r\n")
+        t = time.monotonic()
+        r = c.read_response()
+        assert r is not None and r.status == 408, r
+        assert 0.25 < time.monotonic() - t < 3
+    assert origin.heads == []

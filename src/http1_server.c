@@ -58,7 +58,7 @@ struct st_lg_http1_server_conn_t {
     lg_hcm_conn_t *hcm;
     lg_http1_settings_t settings;
     lg_http1_options_t opts;
-    h2o_timeout_entry_t defer_entry, idle_entry;
+    h2o_timeout_entry_t defer_entry, idle_entry, headers_entry;
     server_stream_t *stream; /* the request in progress, until the manager releases it */
     lg_http1_header_t *trailers; /* for chunked request trailers; allocated on first use */
     size_t header_slots;
@@ -274,6 +274,7 @@ static void do_close_socket(lg_http1_server_conn_t *conn)
     conn->sock = NULL;
     conn->close_pending = false;
     h2o_timeout_unlink(&conn->idle_entry);
+    h2o_timeout_unlink(&conn->headers_entry);
     sock->data = NULL;
     h2o_socket_close(sock);
     schedule(conn);
@@ -318,6 +319,7 @@ static void free_conn(lg_http1_server_conn_t *conn)
 {
     h2o_timeout_unlink(&conn->defer_entry);
     h2o_timeout_unlink(&conn->idle_entry);
+    h2o_timeout_unlink(&conn->headers_entry);
     h2o_buffer_dispose(&conn->out);
     h2o_buffer_dispose(&conn->inflight);
     free(conn->trailers);
@@ -587,8 +589,12 @@ static bool parse_request(lg_http1_server_conn_t *conn)
                                    scratch_headers(conn->header_slots), conn->header_slots, &err);
     if (r == -2) {
         conn->head_last_len = in->size;
+        if (in->size != 0 && conn->settings.request_headers_timeout != NULL &&
+            !h2o_timeout_is_linked(&conn->headers_entry))
+            h2o_timeout_link(conn->loop, conn->settings.request_headers_timeout, &conn->headers_entry);
         return false;
     }
+    h2o_timeout_unlink(&conn->headers_entry);
     conn->head_last_len = 0;
     server_stream_t *s = stream_create(conn);
     if (conn->stream != s)
@@ -747,6 +753,19 @@ static void dispatch(lg_http1_server_conn_t *conn)
 static void on_defer(h2o_timeout_entry_t *entry)
 {
     dispatch(H2O_STRUCT_FROM_MEMBER(lg_http1_server_conn_t, defer_entry, entry));
+}
+
+/* request_headers_timeout: the head did not arrive whole in time. */
+static void on_headers_timeout(h2o_timeout_entry_t *entry)
+{
+    lg_http1_server_conn_t *conn = H2O_STRUCT_FROM_MEMBER(lg_http1_server_conn_t, headers_entry, entry);
+    if (conn->sock == NULL || conn->stream != NULL)
+        return;
+    ++conn->depth;
+    server_stream_t *s = stream_create(conn);
+    if (conn->stream == s)
+        reject(conn, s, 408, "request_header_timeout");
+    leave(conn);
 }
 
 static void on_idle(h2o_timeout_entry_t *entry)
@@ -1081,6 +1100,7 @@ lg_http1_server_conn_t *lg_http1_server_conn_new(h2o_socket_t *sock, lg_hcm_conn
 
     conn->defer_entry.cb = on_defer;
     conn->idle_entry.cb = on_idle;
+    conn->headers_entry.cb = on_headers_timeout;
     h2o_buffer_init(&conn->out, &h2o_socket_buffer_prototype);
     h2o_buffer_init(&conn->inflight, &h2o_socket_buffer_prototype);
     sock->data = conn;

@@ -48,6 +48,9 @@ typedef struct st_lg_http1_settings_t {
     /* Optional: closes a connection that has no request in progress (between keep-alive
      * requests, or while a request head trickles in) when it fires. NULL: no idle timeout. */
     h2o_timeout_t *idle_timeout;
+    /* Optional, Envoy's request_headers_timeout: from the first byte of a request head until the
+     * whole head is in; when it fires the request is answered 408 and the connection closed. */
+    h2o_timeout_t *request_headers_timeout;
     /* Optional, Envoy's delayed_close_timeout (1 s there): when the codec closes a plaintext
      * connection it shuts its write side and keeps reading (and discarding) until the client
      * closes or this fires, so that bytes the client is still sending do not turn the close into

@@ -69,6 +69,8 @@ static void start_codec(lg_worker_t *w, lg_snapshot_t *snap, const lg_listener_t
         s.allow_absolute_url = cfg->allow_absolute_url;
         if (cfg->idle_timeout_ms != 0)
             s.idle_timeout = lg_worker_timeout(w, cfg->idle_timeout_ms);
+        if (cfg->request_headers_timeout_ms != 0)
+            s.request_headers_timeout = lg_worker_timeout(w, cfg->request_headers_timeout_ms);
         if (cfg->delayed_close_timeout_ms != 0)
             s.delayed_close_timeout = lg_worker_timeout(w, cfg->delayed_close_timeout_ms);
         if (l->per_connection_buffer_limit != 0) {
