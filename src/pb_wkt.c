@@ -139,8 +139,13 @@ int lg_pb_timestamp_parse(const char *s, int64_t *seconds, int32_t *nanos)
     int y, mo, d, h, mi, se, oh = 0, om = 0;
     int32_t ns = 0;
     if (parse_digits(&p, 4, &y) || expect(&p, '-') || parse_digits(&p, 2, &mo) || expect(&p, '-') ||
-        parse_digits(&p, 2, &d) || (*p != 'T' && *p != 't') || !++p || parse_digits(&p, 2, &h) ||
-        expect(&p, ':') || parse_digits(&p, 2, &mi) || expect(&p, ':') || parse_digits(&p, 2, &se))
+        parse_digits(&p, 2, &d))
+        return -1;
+    if (*p != 'T' && *p != 't')
+        return -1;
+    ++p;
+    if (parse_digits(&p, 2, &h) || expect(&p, ':') || parse_digits(&p, 2, &mi) || expect(&p, ':') ||
+        parse_digits(&p, 2, &se))
         return -1;
     if (*p == '.') {
         ++p;
