@@ -154,7 +154,10 @@ class LegateRunner:
             err = p.stderr_text()
             if NOT_SERVING_MARK in err and rc == 2:
                 continue
-            if died_early:
+            if died_early and getattr(p, "expected_exit", False):
+                if rc != 0:
+                    problems.append("%s exited with %s after the test stopped it" % (p.name, rc))
+            elif died_early:
                 problems.append("%s exited by itself during the test (code %s)" % (p.name, rc))
             elif getattr(p, "killed", False):
                 problems.append("%s did not exit within the bound after SIGTERM" % p.name)

@@ -163,3 +163,30 @@ def test_connection_header_over_h2_is_malformed(proxy):
         assert resp is None or dict(resp[0])[":status"] == "400"
     assert all(q.target != "/echo/bad" for q in proxy.origin.requests)
     assert curl(proxy.url("/"), "--http2-prior-knowledge").status == 200
+
+
+def test_drain_sends_shutdown_notice_then_final_goaway(start_legate, free_port, origin):
+    """SIGTERM with drain_timeout: Envoy's two-step GOAWAY. First the shutdown notice (last stream
+    id 2^31-1), then, drain_timeout later, the final GOAWAY naming the last stream processed."""
+    import signal
+    import struct
+    import time
+    from lgharness import h2raw
+    port = free_port()
+    lg = start_legate(bs.simple_proxy(port, origin.port, hcm_extra={"drain_timeout": "0.4s"}))
+    with h2raw.H2Raw("127.0.0.1", lg.port) as c:
+        c.handshake()
+        c.send(c.request_headers(1, path="/echo/a"))
+        assert c.read_response(1) is not None
+        c.track = False
+        lg.expected_exit = True  # the test drains it; exit code 0 is still required
+        lg.popen.send_signal(signal.SIGTERM)
+        goaways, t0 = [], time.monotonic()
+        while len(goaways) < 2 and time.monotonic() - t0 < 5:
+            f = c.read_frame(1.0)
+            if f is None and c.closed:
+                break
+            if f is not None and f[0] == h2raw.GOAWAY:
+                goaways.append((struct.unpack(">I", f[3][:4])[0] & 0x7FFFFFFF, time.monotonic() - t0))
+    assert [g[0] for g in goaways] == [2147483647, 1], goaways
+    assert goaways[1][1] - goaways[0][1] >= 0.3, goaways

@@ -44,6 +44,8 @@ struct st_lg_http2_server_conn_t {
     /* premature resets */
     uint64_t closed_streams, premature_streams;
     int32_t goaway_last_id; /* of our graceful GOAWAY */
+    h2o_timeout_entry_t drain_entry; /* drain_timeout between the shutdown notice and the final GOAWAY */
+    unsigned notice_sent : 1;
     lg_reset_reason_t teardown_reason;
     unsigned shutting_down : 1, terminating : 1, close_requested : 1, tearing_down : 1;
 };
@@ -769,6 +771,7 @@ static void teardown(lg_http2_server_conn_t *conn, const char *why)
 {
     lg_debug(http2, "connection closed: %s", why != NULL ? why : "done");
     conn->tearing_down = 1;
+    h2o_timeout_unlink(&conn->drain_entry);
     lg__h2_io_dispose(&conn->io);
     lg_reset_reason_t reason = conn->teardown_reason != LG_RESET_NONE ? conn->teardown_reason : LG_RESET_CONNECTION_CLOSED;
     /* Releases that follow only mark streams (tearing_down): the list stays intact. */
@@ -860,8 +863,32 @@ void lg_http2_server_conn_set_stats(lg_http2_server_conn_t *conn, const lg_http2
     conn->stats = stats;
 }
 
+static void final_goaway(lg_http2_server_conn_t *conn);
+
+static void on_drain_timeout(h2o_timeout_entry_t *entry)
+{
+    final_goaway(H2O_STRUCT_FROM_MEMBER(lg_http2_server_conn_t, drain_entry, entry));
+}
+
 void lg_http2_server_conn_shutdown(lg_http2_server_conn_t *conn)
 {
+    if (conn->tearing_down || conn->shutting_down || conn->terminating || conn->io.session == NULL)
+        return;
+    if (conn->settings.drain_timeout != NULL && !conn->notice_sent) {
+        /* Envoy's two-step drain: the notice first, the final GOAWAY after drain_timeout. */
+        conn->notice_sent = 1;
+        nghttp2_submit_shutdown_notice(conn->io.session);
+        conn->drain_entry.cb = on_drain_timeout;
+        h2o_timeout_link(conn->io.loop, conn->settings.drain_timeout, &conn->drain_entry);
+        lg__h2_io_kick(&conn->io);
+        return;
+    }
+    final_goaway(conn);
+}
+
+static void final_goaway(lg_http2_server_conn_t *conn)
+{
+    h2o_timeout_unlink(&conn->drain_entry);
     if (conn->tearing_down || conn->shutting_down || conn->terminating || conn->io.session == NULL)
         return;
     conn->shutting_down = 1;

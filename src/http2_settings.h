@@ -57,6 +57,12 @@ typedef struct st_lg_http2_settings_t {
      * connection. Events that arise inside an ops call are delivered from it. (NULL by default.)
      */
     h2o_timeout_t *zero_timeout;
+    /*
+     * Optional, Envoy's drain_timeout: a graceful shutdown first sends the GOAWAY "shutdown notice"
+     * (last stream id 2^31-1: streams in flight on the wire are still taken), and only when this
+     * fires the final GOAWAY with the last processed stream. NULL: the final GOAWAY at once.
+     */
+    h2o_timeout_t *drain_timeout;
 } lg_http2_settings_t;
 
 /** Fills the defaults written next to each field. */
