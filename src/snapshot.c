@@ -26,6 +26,7 @@
 #include "path.h"
 #include "pb_registry.h"
 #include "route_table.h"
+#include "stats.h"
 #include "tls_context.h"
 #include "upstream_pool.h"
 #include "access_log.h"
@@ -38,6 +39,7 @@ typedef struct st_build_t {
     lg_path_t path;
     lg_error_t *err;
     int validate_only; /* --mode validate: filters legate has not built yet are accepted */
+    const lg_snapshot_sources_t *src;
 } build_t;
 
 __attribute__((format(printf, 2, 3))) static int bfail(build_t *b, const char *fmt, ...)
@@ -133,6 +135,15 @@ static int resolve(build_t *b, const Envoy__Config__Core__V3__SocketAddress *sa,
 static int build_hosts(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluster__V3__Cluster *pb)
 {
     const Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la = pb->load_assignment;
+    if (pb->cluster_discovery_type_case == ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_TYPE &&
+        pb->type == ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__EDS) {
+        /* EDS: the hosts are whatever the endpoint source has for the cluster's service name. */
+        const char *svc = pb->eds_cluster_config != NULL && pb->eds_cluster_config->service_name != NULL &&
+                                  pb->eds_cluster_config->service_name[0] != '\0'
+                              ? pb->eds_cluster_config->service_name
+                              : pb->name;
+        la = b->src->find_endpoints != NULL ? b->src->find_endpoints(b->src->ctx, svc) : NULL;
+    }
     int static_type = pb->cluster_discovery_type_case ==
                           ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_TYPE &&
                       pb->type == ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STATIC;
@@ -420,6 +431,7 @@ static lg_hcm_config_t *build_hcm(build_t *b, const hcm_pb_t *pb)
     h->skip_xff_append = pb->skip_xff_append;
     h->generate_request_id = boolv(pb->generate_request_id, 1);
     h->preserve_external_request_id = pb->preserve_external_request_id;
+    h->always_set_request_id_in_response = pb->always_set_request_id_in_response;
     h->normalize_path = boolv(pb->normalize_path, 0);
     h->merge_slashes = pb->merge_slashes;
     h->path_with_escaped_slashes_action = (int)pb->path_with_escaped_slashes_action;
@@ -470,6 +482,22 @@ static lg_hcm_config_t *build_hcm(build_t *b, const hcm_pb_t *pb)
     } else if (pb->route_specifier_case ==
                ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_RDS) {
         h->rds_name = xstrdup(pb->rds->route_config_name);
+        const Envoy__Config__Route__V3__RouteConfiguration *rc =
+            b->src->find_route != NULL ? b->src->find_route(b->src->ctx, h->rds_name) : NULL;
+        if (rc != NULL) {
+            lg_route_build_opts_t opts = {.per_filter_build = build_per_route,
+                                          .per_filter_destroy = destroy_per_route,
+                                          .rate_limits_build = build_rate_limits,
+                                          .rate_limits_destroy = destroy_rate_limits,
+                                          .ctx = (void *)b->bootstrap};
+            lg_path_t rpath;
+            lg_path_init(&rpath);
+            lg_path_push_field(&rpath, "route_configs");
+            lg_path_push_key(&rpath, h->rds_name);
+            h->route_table = lg_route_table_build(rc, &opts, &rpath, b->err);
+            if (h->route_table == NULL)
+                return NULL;
+        }
     }
     return h;
 }
@@ -543,6 +571,8 @@ static lg_listener_t *build_listener(build_t *b, const Envoy__Config__Listener__
     /* Envoy names listener stats by address with ':' replaced: listener.0.0.0.0_10000.* */
     snprintf(buf, sizeof(buf), "%s_%u", sa->address, sa->port_value);
     l->address_string = xstrdup(buf);
+    l->stat_cx_total = lg_stats_registerf(LG_STAT_COUNTER, "listener.%s.downstream_cx_total", buf);
+    l->stat_cx_active = lg_stats_registerf(LG_STAT_GAUGE, "listener.%s.downstream_cx_active", buf);
     l->name = xstrdup(pb->name != NULL && pb->name[0] != '\0' ? pb->name : buf);
     l->per_connection_buffer_limit = u32(pb->per_connection_buffer_limit_bytes, 1024 * 1024);
     l->chains = xcalloc(pb->n_filter_chains, sizeof(*l->chains));
@@ -582,45 +612,57 @@ static lg_listener_t *build_listener(build_t *b, const Envoy__Config__Listener__
     return l;
 }
 
-lg_snapshot_t *lg_snapshot_build_ex(const lg_bootstrap_t *bootstrap, int validate_only, lg_error_t *err)
+lg_snapshot_t *lg_snapshot_build_from(const lg_bootstrap_t *bootstrap, const lg_snapshot_sources_t *src,
+                                      int validate_only, lg_error_t *err)
 {
     static uint64_t version;
-    build_t b = {.bootstrap = bootstrap, .err = err, .validate_only = validate_only};
+    build_t b = {.bootstrap = bootstrap, .err = err, .validate_only = validate_only, .src = src};
     lg_path_init(&b.path);
     lg_snapshot_t *s = xcalloc(1, sizeof(*s));
     atomic_init(&s->refcnt, 1);
     s->version = ++version;
     b.snap = s;
-    const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = bootstrap->pb->static_resources;
-    if (sr != NULL) {
-        s->clusters = xcalloc(sr->n_clusters, sizeof(*s->clusters));
-        for (size_t i = 0; i < sr->n_clusters; ++i) {
-            size_t mark = lg_path_push_field(&b.path, "static_resources.clusters");
-            lg_path_push_index(&b.path, i);
-            lg_cluster_t *c = build_cluster(&b, sr->clusters[i]);
-            if (c == NULL)
-                goto fail;
-            s->clusters[s->n_clusters++] = c;
-            lg_path_pop(&b.path, mark);
-        }
-        qsort(s->clusters, s->n_clusters, sizeof(*s->clusters), compare_clusters);
-        for (size_t i = 0; i < s->n_clusters; ++i)
-            s->clusters[i]->index = (unsigned)i;
-        s->listeners = xcalloc(sr->n_listeners, sizeof(*s->listeners));
-        for (size_t i = 0; i < sr->n_listeners; ++i) {
-            size_t mark = lg_path_push_field(&b.path, "static_resources.listeners");
-            lg_path_push_index(&b.path, i);
-            lg_listener_t *l = build_listener(&b, sr->listeners[i]);
-            if (l == NULL)
-                goto fail;
-            s->listeners[s->n_listeners++] = l;
-            lg_path_pop(&b.path, mark);
-        }
+    s->clusters = xcalloc(src->n_clusters, sizeof(*s->clusters));
+    for (size_t i = 0; i < src->n_clusters; ++i) {
+        size_t mark = lg_path_push_field(&b.path, src->clusters_path);
+        lg_path_push_index(&b.path, i);
+        lg_cluster_t *c = build_cluster(&b, src->clusters[i]);
+        if (c == NULL)
+            goto fail;
+        s->clusters[s->n_clusters++] = c;
+        lg_path_pop(&b.path, mark);
+    }
+    qsort(s->clusters, s->n_clusters, sizeof(*s->clusters), compare_clusters);
+    for (size_t i = 0; i < s->n_clusters; ++i)
+        s->clusters[i]->index = (unsigned)i;
+    s->listeners = xcalloc(src->n_listeners, sizeof(*s->listeners));
+    for (size_t i = 0; i < src->n_listeners; ++i) {
+        size_t mark = lg_path_push_field(&b.path, src->listeners_path);
+        lg_path_push_index(&b.path, i);
+        lg_listener_t *l = build_listener(&b, src->listeners[i]);
+        if (l == NULL)
+            goto fail;
+        s->listeners[s->n_listeners++] = l;
+        lg_path_pop(&b.path, mark);
     }
     return s;
 fail:
     lg_snapshot_release(s);
     return NULL;
+}
+
+lg_snapshot_t *lg_snapshot_build_ex(const lg_bootstrap_t *bootstrap, int validate_only, lg_error_t *err)
+{
+    const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = bootstrap->pb->static_resources;
+    lg_snapshot_sources_t src = {.clusters_path = "static_resources.clusters",
+                                 .listeners_path = "static_resources.listeners"};
+    if (sr != NULL) {
+        src.clusters = (const Envoy__Config__Cluster__V3__Cluster *const *)sr->clusters;
+        src.n_clusters = sr->n_clusters;
+        src.listeners = (const Envoy__Config__Listener__V3__Listener *const *)sr->listeners;
+        src.n_listeners = sr->n_listeners;
+    }
+    return lg_snapshot_build_from(bootstrap, &src, validate_only, err);
 }
 
 lg_snapshot_t *lg_snapshot_build(const lg_bootstrap_t *bootstrap, lg_error_t *err)

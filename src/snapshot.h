@@ -120,6 +120,7 @@ typedef struct st_lg_hcm_config_t {
     int skip_xff_append;
     int generate_request_id;             /* true */
     int preserve_external_request_id;
+    int always_set_request_id_in_response; /* the request's x-request-id copied into the response */
     int normalize_path, merge_slashes;
     int path_with_escaped_slashes_action; /* Envoy's enum values */
     int strip_any_host_port, strip_matching_host_port;
@@ -151,6 +152,7 @@ typedef struct st_lg_listener_t {
     lg_filter_chain_t *default_chain; /* may be NULL */
     struct st_lg_tls_server_selector_t *tls_selector; /* when any chain is TLS */
     uint32_t per_connection_buffer_limit;
+    uint32_t stat_cx_total, stat_cx_active; /* listener.<address_string>.downstream_cx_{total,active} ids */
 } lg_listener_t;
 
 typedef struct st_lg_snapshot_t {
@@ -171,6 +173,31 @@ lg_snapshot_t *lg_snapshot_build(const struct st_lg_bootstrap_t *bootstrap, lg_e
 /** As lg_snapshot_build; with validate_only, HTTP filters legate has not built yet are skipped
  * instead of refused (--mode validate checks configs for features still to come). */
 lg_snapshot_t *lg_snapshot_build_ex(const struct st_lg_bootstrap_t *bootstrap, int validate_only, lg_error_t *err);
+
+/*
+ * What a snapshot is built from: listener and cluster messages from any source (the bootstrap's
+ * static_resources, or xDS), and lookups for the RouteConfigurations (RDS) and
+ * ClusterLoadAssignments (EDS) they name; a NULL lookup or result leaves the listener without a
+ * route table (404 NR) or the cluster without hosts (503 UH). Paths prefix error messages.
+ */
+struct Envoy__Config__Listener__V3__Listener;
+struct Envoy__Config__Cluster__V3__Cluster;
+struct Envoy__Config__Route__V3__RouteConfiguration;
+struct Envoy__Config__Endpoint__V3__ClusterLoadAssignment;
+typedef struct st_lg_snapshot_sources_t {
+    const struct Envoy__Config__Listener__V3__Listener *const *listeners;
+    size_t n_listeners;
+    const struct Envoy__Config__Cluster__V3__Cluster *const *clusters;
+    size_t n_clusters;
+    const char *listeners_path, *clusters_path;
+    const struct Envoy__Config__Route__V3__RouteConfiguration *(*find_route)(void *ctx, const char *name);
+    const struct Envoy__Config__Endpoint__V3__ClusterLoadAssignment *(*find_endpoints)(void *ctx, const char *name);
+    void *ctx;
+} lg_snapshot_sources_t;
+
+/** Builds a snapshot from `src` (main thread); the bootstrap supplies lines for errors and context. */
+lg_snapshot_t *lg_snapshot_build_from(const struct st_lg_bootstrap_t *bootstrap, const lg_snapshot_sources_t *src,
+                                      int validate_only, lg_error_t *err);
 
 /** Finds a cluster by name (binary search over the sorted array); NULL when none. Any thread. */
 const lg_cluster_t *lg_snapshot_find_cluster(const lg_snapshot_t *s, const char *name, size_t len);
