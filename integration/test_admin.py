@@ -77,7 +77,8 @@ class Admin:
         out = {}
         for line in body.splitlines():
             name, _, value = line.partition(": ")
-            out[name] = int(value)
+            if value.isdigit():  # counters and gauges; histograms (quantile summaries) come after
+                out[name] = int(value)
         return out
 
 
@@ -138,7 +139,10 @@ def parse_prometheus(text):
         m = SAMPLE.match(line)
         assert m, "line %d is not a sample: %r" % (n, line)
         name, labels_text = m.group(1), m.group(3) or ""
-        assert name == current, "line %d: %s outside its family's group" % (n, name)
+        # A histogram's samples are <family>_bucket (with le), <family>_sum and <family>_count.
+        allowed = [current] if types.get(current) != "histogram" else [
+            current + "_bucket", current + "_sum", current + "_count"]
+        assert name in allowed, "line %d: %s outside its family's group" % (n, name)
         labels, pos = {}, 0
         while pos < len(labels_text):
             lm = LABEL.match(labels_text, pos)
@@ -324,10 +328,18 @@ def test_prometheus_page_parses_with_prometheus_client(proxy):
              "upstream_rq_total")
     _, _, body = proxy.admin.get("/stats/prometheus")
     # prometheus_client names a counter family without "_total" and its samples with it.
+    # Envoy's own page has `envoy_cluster_upstream_rq{envoy_response_code="200"}` (a counter
+    # named without "_total") beside `envoy_cluster_upstream_rq_total`, which this parser also names
+    # envoy_cluster_upstream_rq: two families of one name, merged here as a scraper would.
     families = {}
     for fam in parser.text_string_to_metric_families(body):
-        assert fam.name not in families, "family %s split in two" % fam.name
-        families[fam.name] = (fam.type, {tuple(sorted(s.labels.items())): s.value for s in fam.samples})
+        kind, samples = families.setdefault(fam.name, (fam.type, {}))
+        assert kind == fam.type, "family %s has two types" % fam.name
+        for s in fam.samples:
+            key = tuple(sorted(s.labels.items()))
+            # (a histogram's _bucket/_sum/_count share labels; test_admin_stats.py reads those)
+            assert key not in samples or fam.type == "histogram", key
+            samples[key] = s.value
     kind, samples = families["envoy_cluster_upstream_rq"]  # envoy_cluster_upstream_rq_total
     assert kind == "counter" and samples[(("envoy_cluster_name", "app"),)] == 3
     kind, samples = families["envoy_cluster_upstream_rq_xx"]

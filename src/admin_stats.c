@@ -6,10 +6,16 @@
  *
  * A request picks and orders the stats once (names only), then writes the body a chunk at a time,
  * reading each value as its line is written: with tens of thousands of stats the body is never
- * held whole. Not for: histograms (the registry has none yet); "used" is approximated by a
- * non-zero value because the registry keeps no used bit.
+ * held whole. Histograms come after the counters and gauges, as Envoy orders them: text
+ * `name: P0(nan,1) P25(nan,2.5) ...` (interval values are not tracked: always nan), JSON as the
+ * last element of "stats" ({"histograms":{"supported_quantiles":[...],"computed_quantiles":[...]}},
+ * interval null), Prometheus `# TYPE x histogram` with cumulative `_bucket{le=..}`, `_sum`,
+ * `_count`. "used" is approximated by a non-zero value (a histogram: a non-zero count) because
+ * the registry keeps no used bit.
  */
 #include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +42,7 @@ struct st_lg_admin_stats_request_t {
     stats_format_t format;
     entry_t *entries;
     size_t n, next;
-    int started, done;
+    int started, done, hist_open;
 };
 
 /* ------------------------------------------------------------------------------------------- */
@@ -400,17 +406,22 @@ static void prometheus_names(entry_t *e)
 /* Requests                                                                                    */
 /* ------------------------------------------------------------------------------------------- */
 
+/* Text and JSON: counters and gauges together by name, then histograms by name. */
 static int by_name(const void *a, const void *b)
 {
-    return strcmp(((const entry_t *)a)->name, ((const entry_t *)b)->name);
+    const entry_t *x = a, *y = b;
+    int hx = x->type == LG_STAT_HISTOGRAM, hy = y->type == LG_STAT_HISTOGRAM;
+    if (hx != hy)
+        return hx - hy;
+    return strcmp(x->name, y->name);
 }
 
-/* Prometheus groups every series of a metric together: counters first, then gauges. */
+/* Prometheus groups every series of a metric together: counters first, then gauges, histograms. */
 static int by_metric(const void *a, const void *b)
 {
     const entry_t *x = a, *y = b;
     if (x->type != y->type)
-        return x->type == LG_STAT_COUNTER ? -1 : 1;
+        return (int)x->type - (int)y->type;
     int c = strcmp(x->prom_name, y->prom_name);
     return c != 0 ? c : strcmp(x->name, y->name);
 }
@@ -419,6 +430,7 @@ static int by_metric(const void *a, const void *b)
  * is mid-update can dip below zero for an instant, which must not print as 2^64 - 1. */
 static uint64_t stat_value(const entry_t *e)
 {
+    /* (A histogram's value is its count: lg_stats_value.) */
     uint64_t v = lg_stats_value(e->id);
     return e->type == LG_STAT_GAUGE && v > (uint64_t)INT64_MAX ? 0 : v;
 }
@@ -427,7 +439,7 @@ lg_admin_stats_request_t *lg_admin_stats_request_new(const lg_admin_query_t *q, 
                                                      lg_strbuf_t *err)
 {
     int used_only = lg_admin_query_get(q, "usedonly") != NULL;
-    int want_counters = 1, want_gauges = 1;
+    int want_counters = 1, want_gauges = 1, want_histograms = 1;
     stats_format_t format = prometheus ? FORMAT_PROMETHEUS : FORMAT_TEXT;
     lg_regex_t *filter = NULL;
     const char *v;
@@ -442,11 +454,13 @@ lg_admin_stats_request_t *lg_admin_stats_request_new(const lg_admin_query_t *q, 
     }
     if ((v = lg_admin_query_get(q, "type")) != NULL) {
         if (strcmp(v, "Counters") == 0) {
-            want_gauges = 0;
+            want_gauges = want_histograms = 0;
         } else if (strcmp(v, "Gauges") == 0) {
-            want_counters = 0;
-        } else if (strcmp(v, "Histograms") == 0 || strcmp(v, "TextReadouts") == 0) {
-            want_counters = want_gauges = 0; /* the registry has neither yet */
+            want_counters = want_histograms = 0;
+        } else if (strcmp(v, "Histograms") == 0) {
+            want_counters = want_gauges = 0;
+        } else if (strcmp(v, "TextReadouts") == 0) {
+            want_counters = want_gauges = want_histograms = 0; /* the registry has none */
         } else if (strcmp(v, "All") != 0) {
             lg_strbuf_puts(err, "invalid &type= param");
             lg_regex_free(filter);
@@ -478,7 +492,7 @@ lg_admin_stats_request_t *lg_admin_stats_request_new(const lg_admin_query_t *q, 
     for (lg_stat_id_t id = 0; id < count; ++id) {
         entry_t e = {.id = id};
         e.name = lg_stats_name(id, &e.type);
-        if (!(e.type == LG_STAT_COUNTER ? want_counters : want_gauges))
+        if (!(e.type == LG_STAT_COUNTER ? want_counters : e.type == LG_STAT_GAUGE ? want_gauges : want_histograms))
             continue;
         if (filter != NULL && !lg_regex_partial_match(filter, e.name, strlen(e.name)))
             continue;
@@ -500,6 +514,82 @@ const char *lg_admin_stats_content_type(const lg_admin_stats_request_t *r)
     return r->format == FORMAT_JSON ? "application/json" : "text/plain; charset=UTF-8";
 }
 
+/* A double as fmt's "{}" prints it: the shortest text that reads back the same; "nan" for NaN. */
+static void put_double(lg_strbuf_t *out, double v)
+{
+    char buf[40];
+    if (isnan(v)) {
+        lg_strbuf_puts(out, "nan");
+        return;
+    }
+    /* Plain notation where fmt uses it (no "5e+01" for 50): below 1e16 and not tiny. */
+    int plain = fabs(v) < 1e16 && (v == 0 || fabs(v) >= 1e-4);
+    for (int p = 1; p <= 17; ++p) {
+        snprintf(buf, sizeof(buf), "%.*g", p, v);
+        if (strtod(buf, NULL) == v && !(plain && strchr(buf, 'e') != NULL))
+            break;
+    }
+    lg_strbuf_puts(out, buf);
+}
+
+static void put_json_double(lg_strbuf_t *out, double v)
+{
+    if (isnan(v))
+        lg_strbuf_puts(out, "null");
+    else
+        put_double(out, v);
+}
+
+static void hist_text(lg_strbuf_t *out, const entry_t *e)
+{
+    lg_stats_hist_t h;
+    lg_stats_hist_value(e->id, &h);
+    lg_strbuf_printf(out, "%s: ", e->name);
+    if (h.count == 0) {
+        lg_strbuf_puts(out, "No recorded values\n");
+        return;
+    }
+    for (size_t i = 0; i < LG_STATS_N_QUANTILES; ++i) {
+        lg_strbuf_puts(out, i > 0 ? " P" : "P");
+        put_double(out, lg_stats_quantiles[i] * 100);
+        lg_strbuf_puts(out, "(nan,");
+        put_double(out, lg_stats_hist_quantile(&h, lg_stats_quantiles[i]));
+        lg_strbuf_puts(out, ")");
+    }
+    lg_strbuf_puts(out, "\n");
+}
+
+static void hist_json(lg_strbuf_t *out, const entry_t *e)
+{
+    lg_stats_hist_t h;
+    lg_stats_hist_value(e->id, &h);
+    lg_strbuf_puts(out, "{\"name\":");
+    lg_strbuf_json_string(out, e->name, strlen(e->name));
+    lg_strbuf_puts(out, ",\"values\":[");
+    for (size_t i = 0; i < LG_STATS_N_QUANTILES; ++i) {
+        lg_strbuf_puts(out, i > 0 ? ",{\"interval\":null,\"cumulative\":" : "{\"interval\":null,\"cumulative\":");
+        put_json_double(out, lg_stats_hist_quantile(&h, lg_stats_quantiles[i]));
+        lg_strbuf_puts(out, "}");
+    }
+    lg_strbuf_puts(out, "]}");
+}
+
+static void hist_prometheus(lg_strbuf_t *out, const entry_t *e)
+{
+    lg_stats_hist_t h;
+    lg_stats_hist_value(e->id, &h);
+    const char *sep = e->labels[0] != '\0' ? "," : "";
+    uint64_t cum = 0;
+    for (size_t b = 0; b < LG_STATS_HIST_BUCKETS; ++b) {
+        cum += h.buckets[b];
+        lg_strbuf_printf(out, "%s_bucket{%s%sle=\"%.32g\"} %" PRIu64 "\n", e->prom_name, e->labels, sep,
+                         lg_stats_hist_bounds[b], cum);
+    }
+    lg_strbuf_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", e->prom_name, e->labels, sep, h.count);
+    lg_strbuf_printf(out, "%s_sum{%s} %" PRIu64 "\n", e->prom_name, e->labels, h.sum);
+    lg_strbuf_printf(out, "%s_count{%s} %" PRIu64 "\n", e->prom_name, e->labels, h.count);
+}
+
 int lg_admin_stats_request_next(lg_admin_stats_request_t *r, lg_strbuf_t *out, size_t budget)
 {
     size_t start = out->len;
@@ -514,9 +604,29 @@ int lg_admin_stats_request_next(lg_admin_stats_request_t *r, lg_strbuf_t *out, s
         const entry_t *e = &r->entries[r->next];
         switch (r->format) {
         case FORMAT_TEXT:
-            lg_strbuf_printf(out, "%s: %" PRIu64 "\n", e->name, stat_value(e));
+            if (e->type == LG_STAT_HISTOGRAM)
+                hist_text(out, e);
+            else
+                lg_strbuf_printf(out, "%s: %" PRIu64 "\n", e->name, stat_value(e));
             break;
         case FORMAT_JSON:
+            if (e->type == LG_STAT_HISTOGRAM) {
+                if (!r->hist_open) {
+                    r->hist_open = 1;
+                    lg_strbuf_puts(out, r->next > 0 ? ",{\"histograms\":{\"supported_quantiles\":["
+                                                    : "{\"histograms\":{\"supported_quantiles\":[");
+                    for (size_t i = 0; i < LG_STATS_N_QUANTILES; ++i) {
+                        if (i > 0)
+                            lg_strbuf_append(out, ",", 1);
+                        put_double(out, lg_stats_quantiles[i] * 100);
+                    }
+                    lg_strbuf_puts(out, "],\"computed_quantiles\":[");
+                } else {
+                    lg_strbuf_append(out, ",", 1);
+                }
+                hist_json(out, e);
+                break;
+            }
             if (r->next > 0)
                 lg_strbuf_append(out, ",", 1);
             lg_strbuf_puts(out, "{\"name\":");
@@ -528,9 +638,15 @@ int lg_admin_stats_request_next(lg_admin_stats_request_t *r, lg_strbuf_t *out, s
             if (prev == NULL || prev->type != e->type || strcmp(prev->prom_name, e->prom_name) != 0) {
                 if (prev != NULL)
                     lg_strbuf_append(out, "\n", 1);
-                lg_strbuf_printf(out, "# TYPE %s %s\n", e->prom_name, e->type == LG_STAT_COUNTER ? "counter" : "gauge");
+                lg_strbuf_printf(out, "# TYPE %s %s\n", e->prom_name,
+                                 e->type == LG_STAT_COUNTER ? "counter"
+                                 : e->type == LG_STAT_GAUGE ? "gauge"
+                                                            : "histogram");
             }
-            lg_strbuf_printf(out, "%s{%s} %" PRIu64 "\n", e->prom_name, e->labels, stat_value(e));
+            if (e->type == LG_STAT_HISTOGRAM)
+                hist_prometheus(out, e);
+            else
+                lg_strbuf_printf(out, "%s{%s} %" PRIu64 "\n", e->prom_name, e->labels, stat_value(e));
             break;
         }
         }
@@ -540,7 +656,7 @@ int lg_admin_stats_request_next(lg_admin_stats_request_t *r, lg_strbuf_t *out, s
         return 1;
     r->done = 1;
     if (r->format == FORMAT_JSON)
-        lg_strbuf_puts(out, "]}");
+        lg_strbuf_puts(out, r->hist_open ? "]}}]}" : "]}");
     else if (r->format == FORMAT_PROMETHEUS && r->n > 0)
         lg_strbuf_append(out, "\n", 1);
     return 0;

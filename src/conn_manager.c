@@ -49,7 +49,8 @@ static void encode_trailers_from(lg_stream_t *s, size_t start);
     X(downstream_rq_timeout, COUNTER) X(downstream_rq_idle_timeout, COUNTER)                       \
     X(downstream_rq_rx_reset, COUNTER) X(downstream_rq_tx_reset, COUNTER)                          \
     X(downstream_cx_protocol_error, COUNTER) X(no_route, COUNTER) X(rq_direct_response, COUNTER)   \
-    X(downstream_rq_too_large, COUNTER) X(downstream_cx_max_duration_reached, COUNTER)
+    X(downstream_rq_too_large, COUNTER) X(downstream_cx_max_duration_reached, COUNTER)         \
+    X(downstream_rq_time, HISTOGRAM)
 
 const lg_hcm_stats_t *lg_hcm_stats_for(const char *stat_prefix)
 {
@@ -105,6 +106,8 @@ lg_hcm_conn_t *lg_hcm_conn_new(lg_worker_t *worker, lg_snapshot_t *snapshot, con
     lg_stats_inc(worker->stats, protocol == LG_HTTP_2 ? st->downstream_cx_http2_total : st->downstream_cx_http1_total);
     if (tls)
         lg_stats_inc(worker->stats, st->downstream_cx_ssl_total);
+    lg_stats_inc(worker->stats, listener->stat_cx_total);
+    lg_stats_inc(worker->stats, listener->stat_cx_active);
     c->duration_timer.cb = on_max_duration;
     if (c->config->max_connection_duration_ms != 0)
         h2o_timeout_link(worker->loop, lg_worker_timeout(worker, c->config->max_connection_duration_ms),
@@ -128,6 +131,7 @@ void lg_hcm_conn_closed(lg_hcm_conn_t *conn)
     conn->closed = 1;
     h2o_timeout_unlink(&conn->duration_timer);
     lg_stats_dec(conn->worker->stats, conn->config->stats->downstream_cx_active);
+    lg_stats_dec(conn->worker->stats, conn->listener->stat_cx_active);
     h2o_linklist_unlink(&conn->worker_link);
     --conn->worker->active_connections;
     lg_snapshot_release(conn->snapshot);
@@ -266,6 +270,7 @@ static void stream_destroy(lg_stream_t *s)
     h2o_linklist_unlink(&s->link);
     --s->conn->n_streams;
     lg_stats_dec(cells(s), s->stats->downstream_rq_active);
+    lg_stats_record(cells(s), s->stats->downstream_rq_time, (now_mono_ns() - s->info.start_mono_ns) / 1000000);
     lg_server_stream_t *cs = s->codec;
     s->codec = NULL;
     h2o_mem_clear_pool(&s->pool);
@@ -666,6 +671,9 @@ static void codec_encode_headers(lg_stream_t *s)
         (cfg->server_header_transformation == 1 && lg_headers_get(&r->headers, "server", 6) == NULL))
         lg_headers_set(&s->pool, &r->headers, LG_LIT("server"),
                        h2o_iovec_init(cfg->server_name, strlen(cfg->server_name)));
+    /* always_set_request_id_in_response: the request's id (received or generated), as Envoy. */
+    if (cfg->always_set_request_id_in_response && s->info.request_id.len != 0)
+        lg_headers_set(&s->pool, &r->headers, LG_LIT("x-request-id"), s->info.request_id);
     s->info.response_code = r->status;
     if (r->status >= 200)
         count_response(s, r->status);

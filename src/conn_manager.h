@@ -29,7 +29,8 @@ typedef struct st_lg_hcm_stats_t {
         downstream_rq_3xx, downstream_rq_4xx, downstream_rq_5xx, downstream_rq_completed,
         downstream_rq_timeout, downstream_rq_idle_timeout, downstream_rq_rx_reset,
         downstream_rq_tx_reset, downstream_cx_protocol_error, no_route, rq_direct_response,
-        downstream_rq_too_large, downstream_cx_max_duration_reached;
+        downstream_rq_too_large, downstream_cx_max_duration_reached,
+        downstream_rq_time; /* histogram (ms) */
 } lg_hcm_stats_t;
 
 struct st_lg_hcm_conn_t {

@@ -1,7 +1,9 @@
 /*
  * Process logging in Envoy's shape: levels trace, debug, info, warning, error, critical, off, set
- * by -l/--log-level and per component by --component-log-level. Lines go to stderr as
- * `[2026-11-28 10:45:10.123][12][info][main] message`. Thread-safe (one write(2) per line).
+ * by -l/--log-level and per component by --component-log-level. Lines go to stderr (or the
+ * --log-path file, reopened by lg_log_reopen) as `[2026-11-28 10:45:10.123][12][info][main] message`,
+ * or in an spdlog pattern given by --log-format (lg_log_set_format lists the flags it knows).
+ * Thread-safe (one write(2) per line).
  *
  * Not for: access logs (those are filters' sinks with Envoy's format operators).
  */
@@ -45,6 +47,21 @@ void lg_log_set_level(lg_log_level_t level);
  * in errbuf naming the bad part.
  */
 int lg_log_set_component_levels(const char *spec, char *errbuf, size_t errlen);
+
+/**
+ * --log-path: lines go to `path` (created, appended) instead of stderr. Main thread, before other
+ * threads log. Returns 0, or -1 with a message in errbuf.
+ */
+int lg_log_set_path(const char *path, char *errbuf, size_t errlen);
+/** Reopens the --log-path file (log rotation; SIGUSR1). Any thread; a no-op without a path. */
+void lg_log_reopen(void);
+/**
+ * --log-format: an spdlog pattern with the flags %Y %m %d %H %M %S %T %e %f %F %t %P %l %L %n %v
+ * %%. Envoy's default "[%Y-%m-%d %T.%e][%t][%l][%n] [%g:%#] %v" is accepted and means legate's
+ * default line (which has no source location). Main thread, at startup. Returns 0, or -1 when the
+ * pattern uses another flag (or %v twice): the default is kept and the caller warns.
+ */
+int lg_log_set_format(const char *pattern);
 
 void lg_log_write(lg_log_component_t c, lg_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

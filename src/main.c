@@ -34,6 +34,14 @@ int main(int argc, char **argv)
         return 0;
     }
     lg_log_set_level(opts.log_level);
+    if (opts.log_path != NULL && opts.log_path[0] != '\0' &&
+        lg_log_set_path(opts.log_path, errbuf, sizeof(errbuf)) != 0) {
+        fprintf(stderr, "legate: --log-path: %s\n", errbuf);
+        return 1;
+    }
+    if (opts.log_format != NULL && lg_log_set_format(opts.log_format) != 0)
+        lg_warn(main, "--log-format \"%s\" uses flags legate does not know: keeping the default format",
+                opts.log_format);
     if (opts.component_log_level != NULL &&
         lg_log_set_component_levels(opts.component_log_level, errbuf, sizeof(errbuf)) != 0) {
         fprintf(stderr, "legate: --component-log-level: %s\n", errbuf);

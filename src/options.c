@@ -50,7 +50,7 @@ static const opt_t opts_table[] = {
     {NULL, "--component-log-level", OPT_STRING, OFF(component_log_level), "<c:level,...>",
      "per-component levels, e.g. upstream:debug,connection:trace"},
     {NULL, "--log-path", OPT_STRING, OFF(log_path), "<path>", "write logs to this file"},
-    {NULL, "--log-format", OPT_STRING, OFF(log_format), "<format>", "accepted for compatibility"},
+    {NULL, "--log-format", OPT_STRING, OFF(log_format), "<format>", "log line pattern (spdlog flags, as Envoy)"},
     {NULL, NULL, 0, 0, NULL, "Accepted and ignored (Envoy hot restart and friends)"},
     {NULL, "--base-id", OPT_IGNORED_VALUE, 0, "<n>", NULL},
     {NULL, "--restart-epoch", OPT_IGNORED_VALUE, 0, "<n>", NULL},

@@ -21,7 +21,7 @@ typedef struct st_lg_options_t {
     int log_level;                  /* -l, --log-level (lg_log_level_t) */
     const char *component_log_level; /* --component-log-level */
     const char *log_path;           /* --log-path */
-    const char *log_format;         /* --log-format (accepted, Envoy's default shape is used) */
+    const char *log_format;         /* --log-format (an spdlog pattern: lg_log_set_format) */
     unsigned concurrency;           /* --concurrency; 0 = number of cores */
     const char *service_node, *service_cluster, *service_zone;
     unsigned drain_time_s;          /* --drain-time-s, default 600 */

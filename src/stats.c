@@ -4,6 +4,7 @@
  */
 #include "stats.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,26 @@ static char *names[LG_STATS_MAX];
 static lg_stat_type_t types[LG_STATS_MAX];
 static atomic_size_t n_names;
 static uint32_t index_slots[LG_STATS_MAX * 2]; /* id + 1 by name hash; 0 = empty */
+static uint32_t hist_slot[LG_STATS_MAX]; /* histogram index + 1 by stat id; 0 = not a histogram */
+static size_t n_hists;
 static lg_stats_cells_t *blocks[MAX_BLOCKS];
+
+const double lg_stats_hist_bounds[LG_STATS_HIST_BUCKETS] = {
+    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000};
+const double lg_stats_quantiles[LG_STATS_N_QUANTILES] = {0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 1};
+
+const int lg_stats_codes[LG_STATS_N_CODES] = {200, 201, 204, 301, 302, 304, 400, 401, 403,
+                                               404, 408, 409, 413, 429, 500, 502, 503, 504};
+
+int lg_stats_code_index(int status)
+{
+    for (int i = 0; i < LG_STATS_N_CODES; ++i)
+        if (lg_stats_codes[i] == status)
+            return i;
+    return -1;
+}
+
+enum { H_SUM = LG_STATS_HIST_BUCKETS + 1, H_COUNT, H_MIN1, H_MAX };
 static atomic_size_t n_blocks;
 
 static size_t hash(const char *s)
@@ -39,6 +59,11 @@ lg_stat_id_t lg_stats_register(const char *name, lg_stat_type_t type)
     if ((names[n] = strdup(name)) == NULL)
         lg_fatal("out of memory");
     types[n] = type;
+    if (type == LG_STAT_HISTOGRAM) {
+        if (n_hists == LG_STATS_HIST_MAX)
+            lg_fatal("too many histograms (%d)", LG_STATS_HIST_MAX);
+        hist_slot[n] = (uint32_t)++n_hists;
+    }
     size_t slot = hash(name);
     while (index_slots[slot] != 0)
         slot = (slot + 1) % (LG_STATS_MAX * 2);
@@ -74,8 +99,97 @@ void lg_stats_attach(lg_stats_cells_t *cells)
     atomic_store(&n_blocks, n + 1);
 }
 
+/* One writer per block: relaxed loads and stores, as lg_stats_add. */
+static void cell_set(_Atomic uint64_t *c, uint64_t v)
+{
+    atomic_store_explicit(c, v, memory_order_relaxed);
+}
+
+static uint64_t cell_get(_Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+void lg_stats_record(lg_stats_cells_t *c, lg_stat_id_t id, uint64_t value)
+{
+    uint32_t slot = hist_slot[id];
+    if (slot == 0)
+        return;
+    _Atomic uint64_t *h = c->hist[slot - 1];
+    size_t b = 0;
+    while (b < LG_STATS_HIST_BUCKETS && (double)value > lg_stats_hist_bounds[b])
+        ++b;
+    cell_set(&h[b], cell_get(&h[b]) + 1);
+    cell_set(&h[H_SUM], cell_get(&h[H_SUM]) + value);
+    cell_set(&h[H_COUNT], cell_get(&h[H_COUNT]) + 1);
+    uint64_t min1 = cell_get(&h[H_MIN1]);
+    if (min1 == 0 || value + 1 < min1)
+        cell_set(&h[H_MIN1], value + 1);
+    if (value > cell_get(&h[H_MAX]))
+        cell_set(&h[H_MAX], value);
+}
+
+void lg_stats_hist_value(lg_stat_id_t id, lg_stats_hist_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    uint32_t slot = hist_slot[id];
+    if (slot == 0)
+        return;
+    uint64_t min1 = 0;
+    size_t n = atomic_load(&n_blocks);
+    for (size_t i = 0; i < n; ++i) {
+        _Atomic uint64_t *h = blocks[i]->hist[slot - 1];
+        for (size_t b = 0; b <= LG_STATS_HIST_BUCKETS; ++b)
+            out->buckets[b] += cell_get(&h[b]);
+        out->sum += cell_get(&h[H_SUM]);
+        uint64_t m1 = cell_get(&h[H_MIN1]), mx = cell_get(&h[H_MAX]);
+        if (m1 != 0 && (min1 == 0 || m1 < min1))
+            min1 = m1;
+        if (mx > out->max)
+            out->max = mx;
+    }
+    /* The count is the sum of the buckets, so that a read racing a record stays consistent. */
+    for (size_t b = 0; b <= LG_STATS_HIST_BUCKETS; ++b)
+        out->count += out->buckets[b];
+    out->min = min1 != 0 ? min1 - 1 : 0;
+}
+
+double lg_stats_hist_quantile(const lg_stats_hist_t *h, double q)
+{
+    if (h->count == 0)
+        return NAN;
+    double min = (double)h->min, max = (double)h->max;
+    if (q <= 0)
+        return min;
+    if (q >= 1)
+        return max;
+    double rank = q * (double)h->count, before = 0;
+    for (size_t b = 0; b <= LG_STATS_HIST_BUCKETS; ++b) {
+        double n = (double)h->buckets[b];
+        if (n == 0 || before + n < rank) {
+            before += n;
+            continue;
+        }
+        double lo = b == 0 ? 0 : lg_stats_hist_bounds[b - 1];
+        double hi = b == LG_STATS_HIST_BUCKETS ? max : lg_stats_hist_bounds[b];
+        if (lo < min)
+            lo = min;
+        if (hi > max)
+            hi = max;
+        if (hi < lo)
+            hi = lo;
+        return lo + (hi - lo) * (rank - before) / n;
+    }
+    return max;
+}
+
 uint64_t lg_stats_value(lg_stat_id_t id)
 {
+    if (hist_slot[id] != 0) {
+        lg_stats_hist_t h;
+        lg_stats_hist_value(id, &h);
+        return h.count;
+    }
     uint64_t sum = 0;
     size_t n = atomic_load(&n_blocks);
     for (size_t i = 0; i < n; ++i)

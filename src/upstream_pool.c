@@ -74,7 +74,7 @@ struct st_lg_cluster_state_t {
     X(upstream_rq_completed, COUNTER) X(upstream_rq_1xx, COUNTER) X(upstream_rq_2xx, COUNTER)      \
     X(upstream_rq_3xx, COUNTER) X(upstream_rq_4xx, COUNTER) X(upstream_rq_5xx, COUNTER)            \
     X(upstream_cx_none_healthy, COUNTER) X(membership_total, GAUGE) X(membership_healthy, GAUGE)   \
-    X(lb_healthy_panic, COUNTER)
+    X(lb_healthy_panic, COUNTER) X(upstream_rq_time, HISTOGRAM)
 
 const lg_cluster_stats_t *lg_cluster_stats_for(const char *name)
 {
@@ -84,6 +84,8 @@ const lg_cluster_stats_t *lg_cluster_stats_for(const char *name)
 #define LG_X(n, type) st->n = lg_stats_registerf(LG_STAT_##type, "cluster.%s." #n, name);
     CLUSTER_STATS(LG_X)
 #undef LG_X
+    for (int i = 0; i < LG_STATS_N_CODES; ++i)
+        st->upstream_rq_code[i] = lg_stats_registerf(LG_STAT_COUNTER, "cluster.%s.upstream_rq_%d", name, lg_stats_codes[i]);
     return st;
 }
 

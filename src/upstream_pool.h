@@ -37,7 +37,9 @@ typedef struct st_lg_cluster_stats_t {
         upstream_rq_timeout, upstream_rq_per_try_timeout, upstream_rq_rx_reset, upstream_rq_tx_reset,
         upstream_rq_retry, upstream_rq_retry_success, upstream_rq_retry_overflow, upstream_rq_completed,
         upstream_rq_1xx, upstream_rq_2xx, upstream_rq_3xx, upstream_rq_4xx, upstream_rq_5xx,
-        upstream_cx_none_healthy, membership_total, membership_healthy, lb_healthy_panic;
+        upstream_cx_none_healthy, membership_total, membership_healthy, lb_healthy_panic,
+        upstream_rq_time; /* histogram (ms) */
+    lg_stat_id_t upstream_rq_code[LG_STATS_N_CODES]; /* upstream_rq_<code> for lg_stats_codes */
 } lg_cluster_stats_t;
 
 /** Registers the stats of cluster `name` (main thread). */

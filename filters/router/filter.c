@@ -68,6 +68,14 @@ static void local_reply(router_state_t *st, int status, const char *body, const 
     lg_filter_send_local_reply(st->f, status, body, flag, details);
 }
 
+/* The upstream response is complete: upstream_rq_completed, and upstream_rq_time (ms since this
+ * attempt's upstream request started). */
+static void count_completed(router_state_t *st)
+{
+    lg_stats_inc(cells(st), st->cluster->stats->upstream_rq_completed);
+    lg_stats_record(cells(st), st->cluster->stats->upstream_rq_time, (now_ns() - st->upstream_start_ns) / 1000000);
+}
+
 /* Ends the upstream side: released when both directions completed, reset otherwise. */
 static void upstream_done(router_state_t *st)
 {
@@ -241,17 +249,26 @@ static void on_upstream_headers(void *ctx, lg_response_head_t *head, int end_str
                             : s < 400 ? cst->upstream_rq_3xx
                             : s < 500 ? cst->upstream_rq_4xx
                                       : cst->upstream_rq_5xx);
+    int code = lg_stats_code_index(s);
+    if (code >= 0)
+        lg_stats_inc(cells(st), cst->upstream_rq_code[code]);
     h2o_mem_pool_t *pool = lg_filter_pool(st->f);
     if (!st->config->suppress_envoy_headers) {
         char v[24];
         size_t vl = lg_u64_to_dec(v, (now_ns() - st->upstream_start_ns) / 1000000);
         lg_headers_add_copy(pool, &head->headers, "x-envoy-upstream-service-time", 29, v, vl);
     }
+    if (st->route->vhost != NULL && st->route->vhost->include_attempt_count_in_response) {
+        char v[24];
+        size_t vl = lg_u64_to_dec(v, st->attempts);
+        lg_headers_remove(&head->headers, "x-envoy-attempt-count", 21);
+        lg_headers_add_copy(pool, &head->headers, "x-envoy-attempt-count", 21, v, vl);
+    }
     lg_format_context_t fctx = {lg_filter_stream_info(st->f), st->req, head};
     lg_route_apply_response_mutations(st->route, st->wc, head, &fctx, pool);
     if (end_stream) {
         h2o_timeout_unlink(&st->timer);
-        lg_stats_inc(cells(st), cst->upstream_rq_completed);
+        count_completed(st);
         upstream_done(st);
     }
     lg_filter_encode_headers(st->f, head, end_stream);
@@ -263,7 +280,7 @@ static void on_upstream_data(void *ctx, const void *data, size_t len, int end_st
     if (end_stream) {
         st->resp_end = 1;
         h2o_timeout_unlink(&st->timer);
-        lg_stats_inc(cells(st), st->cluster->stats->upstream_rq_completed);
+        count_completed(st);
         upstream_done(st);
     }
     lg_filter_encode_data(st->f, data, len, end_stream);
@@ -274,7 +291,7 @@ static void on_upstream_trailers(void *ctx, lg_headers_t *trailers)
     router_state_t *st = ctx;
     st->resp_end = 1;
     h2o_timeout_unlink(&st->timer);
-    lg_stats_inc(cells(st), st->cluster->stats->upstream_rq_completed);
+    count_completed(st);
     upstream_done(st);
     lg_filter_encode_trailers(st->f, trailers);
 }
@@ -350,6 +367,14 @@ static void on_pool_ready(void *ctx, lg_upstream_stream_t *stream, const lg_host
     info->upstream_host = host->addr;
     st->upstream_start_ns = now_ns();
     info->upstream_request_start_ns = st->upstream_start_ns;
+    info->attempt_count = st->attempts;
+    /* The virtual host's include_request_attempt_count: x-envoy-attempt-count on every attempt. */
+    if (st->route->vhost != NULL && st->route->vhost->include_request_attempt_count) {
+        char v[24];
+        size_t vl = lg_u64_to_dec(v, st->attempts);
+        lg_headers_remove(&st->req->headers, "x-envoy-attempt-count", 21);
+        lg_headers_add_copy(lg_filter_pool(st->f), &st->req->headers, "x-envoy-attempt-count", 21, v, vl);
+    }
     size_t pending = st->body != NULL ? st->body->size : 0;
     size_t resend = st->sent_body != NULL ? st->sent_body->size : 0;
     int end = st->req_end && pending == 0 && resend == 0 && st->trailers == NULL;

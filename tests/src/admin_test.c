@@ -224,6 +224,12 @@ static void fake_stats(void)
     lg_stat_id_t neg = lg_stats_register("zz.neg_gauge", LG_STAT_GAUGE);
     lg_stats_dec(cells, neg);
     (void)s_zero;
+    /* Histograms ("yy", apart from the "zz" filters above): 10 values of 1..10 ms, one unused. */
+    lg_stat_id_t h = lg_stats_register("cluster.yy_app.upstream_rq_time", LG_STAT_HISTOGRAM);
+    for (uint64_t v = 1; v <= 10; ++v)
+        lg_stats_record(cells, h, v);
+    lg_stats_register("http.yy_in.downstream_rq_time", LG_STAT_HISTOGRAM);
+    lg_stats_add(cells, lg_stats_register("cluster.yy_app.upstream_rq_total", LG_STAT_COUNTER), 10);
 }
 
 /* Renders a whole stats body, `budget` bytes per step; counts the steps. */
@@ -279,6 +285,79 @@ LG_TEST(stats_text_json_filters)
     LG_EXPECT(steps >= 7);
     free(whole);
     free(parts);
+}
+
+LG_TEST(stats_histograms_text_json_prometheus)
+{
+    int status, steps;
+    /* Text: counters first, then histograms by name; quantiles as Envoy's P<q>(interval,cumulative). */
+    char *t = render_stats("filter=yy", 0, 1 << 20, &status, NULL);
+    LG_EXPECT_INT(status, 200);
+    LG_EXPECT_STR(t, "cluster.yy_app.upstream_rq_total: 10\n"
+                     "cluster.yy_app.upstream_rq_time: P0(nan,1) P25(nan,2.5) P50(nan,5) P75(nan,7.5) "
+                     "P90(nan,9) P95(nan,9.5) P99(nan,9.9) P99.5(nan,9.95) P99.9(nan,9.99) P100(nan,10)\n"
+                     "http.yy_in.downstream_rq_time: No recorded values\n");
+    free(t);
+    t = render_stats("filter=yy&usedonly&type=Histograms", 0, 1 << 20, &status, NULL);
+    LG_EXPECT_STR(t, "cluster.yy_app.upstream_rq_time: P0(nan,1) P25(nan,2.5) P50(nan,5) P75(nan,7.5) "
+                     "P90(nan,9) P95(nan,9.5) P99(nan,9.9) P99.5(nan,9.95) P99.9(nan,9.99) P100(nan,10)\n");
+    free(t);
+    t = render_stats("filter=yy&type=Counters", 0, 1 << 20, &status, NULL);
+    LG_EXPECT_STR(t, "cluster.yy_app.upstream_rq_total: 10\n");
+    free(t);
+    /* JSON: the histograms are the last element of "stats", in Envoy's shape. */
+    t = render_stats("filter=yy&format=json", 0, 1 << 20, &status, NULL);
+    LG_EXPECT_STR(t, "{\"stats\":[{\"name\":\"cluster.yy_app.upstream_rq_total\",\"value\":10},"
+                     "{\"histograms\":{\"supported_quantiles\":[0,25,50,75,90,95,99,99.5,99.9,100],"
+                     "\"computed_quantiles\":[{\"name\":\"cluster.yy_app.upstream_rq_time\",\"values\":["
+                     "{\"interval\":null,\"cumulative\":1},{\"interval\":null,\"cumulative\":2.5},"
+                     "{\"interval\":null,\"cumulative\":5},{\"interval\":null,\"cumulative\":7.5},"
+                     "{\"interval\":null,\"cumulative\":9},{\"interval\":null,\"cumulative\":9.5},"
+                     "{\"interval\":null,\"cumulative\":9.9},{\"interval\":null,\"cumulative\":9.95},"
+                     "{\"interval\":null,\"cumulative\":9.99},{\"interval\":null,\"cumulative\":10}]},"
+                     "{\"name\":\"http.yy_in.downstream_rq_time\",\"values\":["
+                     "{\"interval\":null,\"cumulative\":null},{\"interval\":null,\"cumulative\":null},"
+                     "{\"interval\":null,\"cumulative\":null},{\"interval\":null,\"cumulative\":null},"
+                     "{\"interval\":null,\"cumulative\":null},{\"interval\":null,\"cumulative\":null},"
+                     "{\"interval\":null,\"cumulative\":null},{\"interval\":null,\"cumulative\":null},"
+                     "{\"interval\":null,\"cumulative\":null},{\"interval\":null,\"cumulative\":null}]}]}}]}");
+    free(t);
+    t = render_stats("filter=yy.*time&format=json", 0, 1 << 20, &status, NULL);
+    LG_EXPECT(strncmp(t, "{\"stats\":[{\"histograms\":{", 25) == 0);
+    free(t);
+    /* Prometheus: cumulative buckets on Envoy's bounds, +Inf, _sum and _count, after the counters. */
+    t = render_stats("filter=yy_app", 1, 1 << 20, &status, NULL);
+    LG_EXPECT_STR(t, "# TYPE envoy_cluster_upstream_rq_total counter\n"
+                     "envoy_cluster_upstream_rq_total{envoy_cluster_name=\"yy_app\"} 10\n"
+                     "\n"
+                     "# TYPE envoy_cluster_upstream_rq_time histogram\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"0.5\"} 0\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"1\"} 1\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"5\"} 5\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"10\"} 10\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"25\"} 10\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"50\"} 10\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"100\"} 10\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"250\"} 10\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"500\"} 10\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"1000\"} 10\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"2500\"} 10\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"5000\"} 10\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"10000\"} 10\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"30000\"} 10\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"60000\"} 10\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"300000\"} 10\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"600000\"} 10\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"1800000\"} 10\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"3600000\"} 10\n"
+                     "envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"yy_app\",le=\"+Inf\"} 10\n"
+                     "envoy_cluster_upstream_rq_time_sum{envoy_cluster_name=\"yy_app\"} 55\n"
+                     "envoy_cluster_upstream_rq_time_count{envoy_cluster_name=\"yy_app\"} 10\n"
+                     "\n");
+    char *same = render_stats("filter=yy_app", 1, 10, &status, &steps);
+    LG_EXPECT_STR(same, t);
+    free(same);
+    free(t);
 }
 
 LG_TEST(stats_bad_parameters_are_400)
@@ -816,6 +895,7 @@ int main(void)
     LG_RUN(json_mask_keeps_named_fields_and_type);
     LG_RUN(tag_extraction_follows_envoy_defaults);
     LG_RUN(stats_text_json_filters);
+    LG_RUN(stats_histograms_text_json_prometheus);
     LG_RUN(stats_bad_parameters_are_400);
     LG_RUN(stats_prometheus_groups_and_labels);
     LG_RUN(clusters_text_and_json);
