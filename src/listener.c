@@ -31,6 +31,11 @@ static void codec_shutdown_h1(void *codec)
     lg_http1_server_conn_shutdown(codec);
 }
 
+static void codec_close_h1(void *codec)
+{
+    lg_http1_server_conn_close(codec);
+}
+
 static void codec_shutdown_h2(void *codec)
 {
     lg_http2_server_conn_shutdown(codec);
@@ -81,6 +86,7 @@ static void start_codec(lg_worker_t *w, lg_snapshot_t *snap, const lg_listener_t
         }
         conn->codec = lg_http1_server_conn_new(sock, conn, &s);
         conn->codec_shutdown = codec_shutdown_h1;
+        conn->codec_close = codec_close_h1;
     }
 }
 

@@ -9,6 +9,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -26,12 +27,24 @@
 #include <h2o/timeout.h>
 
 #include "admin.h"
+#include "dynamic_config.h"
 #include "log.h"
 #include "snapshot.h"
+#include "stats.h"
 #include "stream_info.h"
 #include "worker.h"
 
 #define DRAIN_POLL_MS 100
+#define SERVER_STATS_MS 1000
+
+/* server.* gauges, set by the main thread in its own block (SERVER_STATS_MS apart). */
+#define SERVER_STATS(X)                                                                            \
+    X(live) X(uptime) X(concurrency) X(memory_allocated) X(memory_heap_size) X(total_connections)
+typedef struct st_server_stats_t {
+#define LG_X(n) lg_stat_id_t n;
+    SERVER_STATS(LG_X)
+#undef LG_X
+} server_stats_t;
 
 typedef struct st_server_t {
     const lg_options_t *opts;
@@ -43,9 +56,15 @@ typedef struct st_server_t {
     int draining, done;
     int live; /* workers started: the admin's /ready says LIVE */
     lg_admin_t *admin;
+    lg_dynamic_config_t *dynamic; /* xDS, when the bootstrap has dynamic_resources */
     uint64_t drain_deadline;
     h2o_timeout_t poll_timeout;
     h2o_timeout_entry_t poll_entry;
+    lg_stats_cells_t *stats; /* the main thread's block: server.* */
+    server_stats_t stat;
+    time_t start_time;
+    h2o_timeout_t stats_timeout;
+    h2o_timeout_entry_t stats_entry;
 } server_t;
 
 static int bind_listener(const lg_listener_t *l, struct sockaddr_storage *addr, socklen_t addrlen, int *out,
@@ -109,6 +128,25 @@ static size_t active_connections(server_t *srv)
     return n;
 }
 
+static void update_server_stats(server_t *srv)
+{
+    struct mallinfo2 mi = mallinfo2();
+    time_t now = time(NULL);
+    lg_stats_set(srv->stats, srv->stat.live, srv->live && !srv->draining);
+    lg_stats_set(srv->stats, srv->stat.uptime, now > srv->start_time ? (uint64_t)(now - srv->start_time) : 0);
+    lg_stats_set(srv->stats, srv->stat.concurrency, srv->n_workers);
+    lg_stats_set(srv->stats, srv->stat.memory_allocated, mi.uordblks + mi.hblkhd);
+    lg_stats_set(srv->stats, srv->stat.memory_heap_size, mi.arena + mi.hblkhd);
+    lg_stats_set(srv->stats, srv->stat.total_connections, srv->workers != NULL ? active_connections(srv) : 0);
+}
+
+static void on_stats_timer(h2o_timeout_entry_t *e)
+{
+    server_t *srv = H2O_STRUCT_FROM_MEMBER(server_t, stats_entry, e);
+    update_server_stats(srv);
+    h2o_timeout_link(srv->loop, &srv->stats_timeout, &srv->stats_entry);
+}
+
 static void on_drain_poll(h2o_timeout_entry_t *e)
 {
     server_t *srv = H2O_STRUCT_FROM_MEMBER(server_t, poll_entry, e);
@@ -126,6 +164,7 @@ static void on_signal(h2o_socket_t *sock, const char *err)
     while (read(h2o_socket_get_fd(sock), &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (si.ssi_signo == SIGUSR1) {
             lg_access_log_reopen();
+            lg_log_reopen();
         } else if (si.ssi_signo == SIGTERM && !srv->draining) {
             lg_info(main, "caught SIGTERM: draining for up to %us", srv->opts->drain_time_s);
             srv->draining = 1;
@@ -171,11 +210,65 @@ static unsigned default_concurrency(void)
     return n > 0 ? (unsigned)n : 1;
 }
 
+static void start_workers(server_t *srv)
+{
+    srv->workers = calloc(srv->n_workers, sizeof(*srv->workers));
+    if (srv->workers == NULL)
+        lg_fatal("out of memory");
+    for (unsigned i = 0; i < srv->n_workers; ++i) {
+        srv->workers[i] = lg_worker_new(i, srv->snapshot, srv->listen_fds[i]);
+        if (lg_worker_start(srv->workers[i]) != 0)
+            lg_fatal("cannot start worker %u", i);
+    }
+    srv->live = 1;
+    update_server_stats(srv);
+    h2o_timeout_link(srv->loop, &srv->stats_timeout, &srv->stats_entry);
+    lg_info(main, "starting main dispatch loop with %u workers", srv->n_workers);
+}
+
+/* Whether a new snapshot's listeners are the running ones (same addresses, same order). */
+static int same_listeners(const lg_snapshot_t *a, const lg_snapshot_t *b)
+{
+    if (a->n_listeners != b->n_listeners)
+        return 0;
+    for (size_t i = 0; i < a->n_listeners; ++i)
+        if (a->listeners[i]->addrlen != b->listeners[i]->addrlen ||
+            memcmp(&a->listeners[i]->addr, &b->listeners[i]->addr, a->listeners[i]->addrlen) != 0)
+            return 0;
+    return 1;
+}
+
+/* A snapshot built from xDS: the first one starts serving, later ones go to the workers. */
+static int on_dynamic_snapshot(void *ctx, lg_snapshot_t *snap, lg_error_t *err)
+{
+    server_t *srv = ctx;
+    if (srv->workers == NULL) {
+        srv->snapshot = snap;
+        if (bind_all(srv, err) != 0) {
+            lg_err(main, "%s", err->msg);
+            srv->snapshot = NULL;
+            srv->done = 1;
+            return -1;
+        }
+        start_workers(srv);
+        return 0;
+    }
+    if (!same_listeners(srv->snapshot, snap))
+        return lg_error_set(err, "adding, removing or moving listeners after start is not supported by legate "
+                                 "yet; routes, clusters and endpoints are updated");
+    for (unsigned i = 0; i < srv->n_workers; ++i)
+        lg_worker_publish(srv->workers[i], snap);
+    lg_snapshot_release(srv->snapshot);
+    srv->snapshot = snap;
+    lg_info(main, "configuration updated (snapshot %llu)", (unsigned long long)snap->version);
+    return 0;
+}
+
 int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
 {
     server_t srv = {.opts = opts};
     lg_error_t err;
-    int ret = 1;
+    int ret = 1, ret_early = 0;
     sigset_t mask;
 
     /* Signals go to the signalfd only: block them in this thread before any worker starts. */
@@ -187,15 +280,19 @@ int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    srv.snapshot = lg_snapshot_build(bootstrap, &err);
-    if (srv.snapshot == NULL) {
-        fprintf(stderr, "%s\n", err.msg);
-        return 1;
-    }
     srv.n_workers = opts->concurrency ? opts->concurrency : default_concurrency();
-    if (bind_all(&srv, &err) != 0) {
-        fprintf(stderr, "%s\n", err.msg);
-        goto exit;
+    const Envoy__Config__Bootstrap__V3__Bootstrap__DynamicResources *dr = bootstrap->pb->dynamic_resources;
+    int dynamic = dr != NULL && (dr->lds_config != NULL || dr->cds_config != NULL);
+    if (!dynamic) {
+        srv.snapshot = lg_snapshot_build(bootstrap, &err);
+        if (srv.snapshot == NULL) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
+        if (bind_all(&srv, &err) != 0) {
+            fprintf(stderr, "%s\n", err.msg);
+            goto exit;
+        }
     }
 
     srv.loop = h2o_evloop_create();
@@ -209,6 +306,14 @@ int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
     h2o_socket_read_start(sigsock, on_signal);
     h2o_timeout_init(srv.loop, &srv.poll_timeout, DRAIN_POLL_MS);
     srv.poll_entry.cb = on_drain_poll;
+    srv.start_time = time(NULL);
+    srv.stats = lg_stats_cells_new();
+    lg_stats_attach(srv.stats); /* attached for the process's life: never freed */
+#define LG_X(n) srv.stat.n = lg_stats_register("server." #n, LG_STAT_GAUGE);
+    SERVER_STATS(LG_X)
+#undef LG_X
+    h2o_timeout_init(srv.loop, &srv.stats_timeout, SERVER_STATS_MS);
+    srv.stats_entry.cb = on_stats_timer;
 
     lg_admin_hooks_t hooks = {.data = &srv,
                               .snapshot = admin_snapshot,
@@ -217,7 +322,7 @@ int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
                               .drain_listeners = admin_drain_listeners,
                               .options = opts,
                               .concurrency = srv.n_workers,
-                              .start_time = time(NULL)};
+                              .start_time = srv.start_time};
     err.msg[0] = '\0';
     if ((srv.admin = lg_admin_start(srv.loop, bootstrap, &hooks, &err)) == NULL && err.msg[0] != '\0') {
         fprintf(stderr, "%s\n", err.msg);
@@ -225,20 +330,22 @@ int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
         h2o_socket_close(sigsock);
         h2o_evloop_run(srv.loop, 0);
         h2o_timeout_dispose(srv.loop, &srv.poll_timeout);
+        h2o_timeout_dispose(srv.loop, &srv.stats_timeout);
         h2o_evloop_destroy(srv.loop);
         goto exit;
     }
 
-    srv.workers = calloc(srv.n_workers, sizeof(*srv.workers));
-    if (srv.workers == NULL)
-        lg_fatal("out of memory");
-    for (unsigned i = 0; i < srv.n_workers; ++i) {
-        srv.workers[i] = lg_worker_new(i, srv.snapshot, srv.listen_fds[i]);
-        if (lg_worker_start(srv.workers[i]) != 0)
-            lg_fatal("cannot start worker %u", i);
+    if (dynamic) {
+        /* Workers start when the control plane's initial config has arrived (on_dynamic_snapshot). */
+        if ((srv.dynamic = lg_dynamic_config_start(srv.loop, bootstrap, on_dynamic_snapshot, &srv, &err)) == NULL) {
+            fprintf(stderr, "%s\n", err.msg);
+            srv.done = 1;
+            ret_early = 1;
+        }
+        lg_info(main, "waiting for the initial configuration from the control plane");
+    } else {
+        start_workers(&srv);
     }
-    srv.live = 1;
-    lg_info(main, "starting main dispatch loop with %u workers", srv.n_workers);
 
     while (!srv.done)
         if (h2o_evloop_run(srv.loop, INT32_MAX) != 0 && errno != EINTR) {
@@ -247,20 +354,23 @@ int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
         }
 
     lg_admin_stop(srv.admin);
+    lg_dynamic_config_free(srv.dynamic);
 
-    for (unsigned i = 0; i < srv.n_workers; ++i)
+    for (unsigned i = 0; srv.workers != NULL && i < srv.n_workers; ++i)
         lg_worker_stop_and_free(srv.workers[i]);
     free(srv.workers);
     h2o_timeout_unlink(&srv.poll_entry);
+    h2o_timeout_unlink(&srv.stats_entry);
     h2o_socket_read_stop(sigsock);
     h2o_socket_close(sigsock);
     h2o_evloop_run(srv.loop, 0);
     h2o_timeout_dispose(srv.loop, &srv.poll_timeout);
+    h2o_timeout_dispose(srv.loop, &srv.stats_timeout);
     h2o_evloop_destroy(srv.loop);
     lg_worker_release_thread_caches();
     lg_access_log_flush_all();
     lg_info(main, "exiting");
-    ret = 0;
+    ret = ret_early;
 exit:
     if (srv.listen_fds != NULL) {
         for (unsigned w = 0; w < srv.n_workers; ++w)

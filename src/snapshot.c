@@ -42,6 +42,11 @@ typedef struct st_build_t {
     const lg_snapshot_sources_t *src;
 } build_t;
 
+static void free_hcm(lg_hcm_config_t *h);
+static void free_chain(lg_filter_chain_t *fc);
+static void free_listener(lg_listener_t *l);
+static void free_cluster(lg_cluster_t *c);
+
 __attribute__((format(printf, 2, 3))) static int bfail(build_t *b, const char *fmt, ...)
 {
     char text[LG_ERROR_MAX];
@@ -238,10 +243,9 @@ static void cluster_protocol(lg_cluster_t *c, const Envoy__Config__Cluster__V3__
         u32(common != NULL ? common->max_requests_per_connection : NULL, u32(pb->max_requests_per_connection, 0));
 }
 
-static lg_cluster_t *build_cluster(build_t *b, const Envoy__Config__Cluster__V3__Cluster *pb)
+static int fill_cluster(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluster__V3__Cluster *pb)
 {
     const lg_srcmap_t *map = &b->bootstrap->srcmap;
-    lg_cluster_t *c = xcalloc(1, sizeof(*c));
     c->name = xstrdup(pb->name);
     c->connect_timeout_ms = duration_ms(pb->connect_timeout, 5000);
     c->per_connection_buffer_limit = u32(pb->per_connection_buffer_limit_bytes, 1024 * 1024);
@@ -280,7 +284,7 @@ static lg_cluster_t *build_cluster(build_t *b, const Envoy__Config__Cluster__V3_
             if (c->tls == NULL) {
                 lg_error_prefix(b->err, "%s: %s: ", b->bootstrap->name, b->path.buf);
                 lg_pb_any_close(m, owned);
-                return NULL;
+                return -1;
             }
             lg_path_pop(&b->path, mark);
             c->sni = xstrdup(u->sni);
@@ -289,8 +293,18 @@ static lg_cluster_t *build_cluster(build_t *b, const Envoy__Config__Cluster__V3_
     }
     cluster_protocol(c, pb, map);
     if (build_hosts(b, c, pb) != 0)
-        return NULL;
+        return -1;
     c->stats = lg_cluster_stats_for(c->name);
+    return 0;
+}
+
+static lg_cluster_t *build_cluster(build_t *b, const Envoy__Config__Cluster__V3__Cluster *pb)
+{
+    lg_cluster_t *c = xcalloc(1, sizeof(*c));
+    if (fill_cluster(b, c, pb) != 0) {
+        free_cluster(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -405,9 +419,8 @@ static int build_http_filters(build_t *b, lg_hcm_config_t *h, const hcm_pb_t *pb
     return 0;
 }
 
-static lg_hcm_config_t *build_hcm(build_t *b, const hcm_pb_t *pb)
+static int fill_hcm(build_t *b, lg_hcm_config_t *h, const hcm_pb_t *pb)
 {
-    lg_hcm_config_t *h = xcalloc(1, sizeof(*h));
     h->stat_prefix = xstrdup(pb->stat_prefix);
     h->stats = lg_hcm_stats_for(pb->stat_prefix);
     h->codec_type = pb->codec_type == 1 ? LG_CODEC_HTTP1 : pb->codec_type == 2 ? LG_CODEC_HTTP2 : LG_CODEC_AUTO;
@@ -451,17 +464,17 @@ static lg_hcm_config_t *build_hcm(build_t *b, const hcm_pb_t *pb)
     h->h2_initial_connection_window = u32(h2 != NULL ? h2->initial_connection_window_size : NULL, 4 * 1024 * 1024);
 
     if (build_http_filters(b, h, pb) != 0)
-        return NULL;
+        return -1;
     h->access_logs = xcalloc(pb->n_access_log, sizeof(*h->access_logs));
     for (size_t i = 0; i < pb->n_access_log; ++i) {
         size_t mark = lg_path_push_field(&b->path, "access_log");
         lg_path_push_index(&b->path, i);
         if (b->validate_only) {
             if (lg_access_log_check(pb->access_log[i], &b->bootstrap->srcmap, &b->path, b->err) != 0)
-                return NULL;
+                return -1;
         } else {
             if ((h->access_logs[h->n_access_logs] = lg_access_log_build(pb->access_log[i], &b->bootstrap->srcmap, &b->path, b->err)) == NULL)
-                return NULL;
+                return -1;
             ++h->n_access_logs;
         }
         lg_path_pop(&b->path, mark);
@@ -477,7 +490,7 @@ static lg_hcm_config_t *build_hcm(build_t *b, const hcm_pb_t *pb)
                                       .srcmap = &b->bootstrap->srcmap};
         h->route_table = lg_route_table_build(pb->route_config, &opts, &b->path, b->err);
         if (h->route_table == NULL)
-            return NULL;
+            return -1;
         lg_path_pop(&b->path, mark);
     } else if (pb->route_specifier_case ==
                ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_RDS) {
@@ -496,16 +509,25 @@ static lg_hcm_config_t *build_hcm(build_t *b, const hcm_pb_t *pb)
             lg_path_push_key(&rpath, h->rds_name);
             h->route_table = lg_route_table_build(rc, &opts, &rpath, b->err);
             if (h->route_table == NULL)
-                return NULL;
+                return -1;
         }
+    }
+    return 0;
+}
+
+static lg_hcm_config_t *build_hcm(build_t *b, const hcm_pb_t *pb)
+{
+    lg_hcm_config_t *h = xcalloc(1, sizeof(*h));
+    if (fill_hcm(b, h, pb) != 0) {
+        free_hcm(h);
+        return NULL;
     }
     return h;
 }
 
-static lg_filter_chain_t *build_chain(build_t *b, const Envoy__Config__Listener__V3__FilterChain *pb)
+static int fill_chain(build_t *b, lg_filter_chain_t *fc, const Envoy__Config__Listener__V3__FilterChain *pb)
 {
     const lg_srcmap_t *map = &b->bootstrap->srcmap;
-    lg_filter_chain_t *fc = xcalloc(1, sizeof(*fc));
     fc->name = xstrdup(pb->name);
     if (pb->filter_chain_match != NULL) {
         fc->n_server_names = pb->filter_chain_match->n_server_names;
@@ -527,14 +549,14 @@ static lg_filter_chain_t *build_chain(build_t *b, const Envoy__Config__Listener_
             fc->hcm = build_hcm(b, (const hcm_pb_t *)m);
             lg_pb_any_close(m, owned);
             if (fc->hcm == NULL)
-                return NULL;
+                return -1;
             lg_path_pop(&b->path, mark);
         } else {
             lg_pb_any_close(m, owned);
         }
     }
     if (fc->hcm == NULL)
-        return bfail(b, "a filter chain needs an envoy.filters.network.http_connection_manager"), NULL;
+        return bfail(b, "a filter chain needs an envoy.filters.network.http_connection_manager");
     if (pb->transport_socket != NULL && pb->transport_socket->typed_config != NULL) {
         int owned;
         ProtobufCMessage *m = lg_pb_any_open(map, &pb->transport_socket->typed_config->base, &owned);
@@ -550,26 +572,45 @@ static lg_filter_chain_t *build_chain(build_t *b, const Envoy__Config__Listener_
             if (fc->tls == NULL) {
                 lg_error_prefix(b->err, "%s: %s: ", b->bootstrap->name, b->path.buf);
                 lg_pb_any_close(m, owned);
-                return NULL;
+                return -1;
             }
             lg_path_pop(&b->path, mark);
         }
         lg_pb_any_close(m, owned);
     }
+    return 0;
+}
+
+static lg_filter_chain_t *build_chain(build_t *b, const Envoy__Config__Listener__V3__FilterChain *pb)
+{
+    lg_filter_chain_t *fc = xcalloc(1, sizeof(*fc));
+    if (fill_chain(b, fc, pb) != 0) {
+        free_chain(fc);
+        return NULL;
+    }
     return fc;
 }
 
-static lg_listener_t *build_listener(build_t *b, const Envoy__Config__Listener__V3__Listener *pb)
+static int fill_listener(build_t *b, lg_listener_t *l, const Envoy__Config__Listener__V3__Listener *pb)
 {
-    lg_listener_t *l = xcalloc(1, sizeof(*l));
     const Envoy__Config__Core__V3__SocketAddress *sa = pb->address->socket_address;
     size_t mark = lg_path_push_field(&b->path, "address.socket_address");
     if (resolve(b, sa, 0, &l->addr, &l->addrlen) != 0)
-        return NULL;
+        return -1;
     lg_path_pop(&b->path, mark);
     char buf[160];
-    /* Envoy names listener stats by address with ':' replaced: listener.0.0.0.0_10000.* */
-    snprintf(buf, sizeof(buf), "%s_%u", sa->address, sa->port_value);
+    /* Envoy names listener stats by address with ':' replaced: listener.0.0.0.0_10000.*, and an
+     * IPv6 one in its canonical bracketed form: listener.[__1]_10000.* */
+    if (l->addr.ss_family == AF_INET6) {
+        char ip[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&l->addr)->sin6_addr, ip, sizeof(ip));
+        for (char *p = ip; *p != '\0'; ++p)
+            if (*p == ':')
+                *p = '_';
+        snprintf(buf, sizeof(buf), "[%s]_%u", ip, sa->port_value);
+    } else {
+        snprintf(buf, sizeof(buf), "%s_%u", sa->address, sa->port_value);
+    }
     l->address_string = xstrdup(buf);
     l->stat_cx_total = lg_stats_registerf(LG_STAT_COUNTER, "listener.%s.downstream_cx_total", buf);
     l->stat_cx_active = lg_stats_registerf(LG_STAT_GAUGE, "listener.%s.downstream_cx_active", buf);
@@ -582,7 +623,7 @@ static lg_listener_t *build_listener(build_t *b, const Envoy__Config__Listener__
         lg_path_push_index(&b->path, i);
         lg_filter_chain_t *fc = build_chain(b, pb->filter_chains[i]);
         if (fc == NULL)
-            return NULL;
+            return -1;
         l->chains[l->n_chains++] = fc;
         any_tls |= fc->tls != NULL;
         lg_path_pop(&b->path, m1);
@@ -590,7 +631,7 @@ static lg_listener_t *build_listener(build_t *b, const Envoy__Config__Listener__
     if (pb->default_filter_chain != NULL) {
         size_t m1 = lg_path_push_field(&b->path, "default_filter_chain");
         if ((l->default_chain = build_chain(b, pb->default_filter_chain)) == NULL)
-            return NULL;
+            return -1;
         any_tls |= l->default_chain->tls != NULL;
         lg_path_pop(&b->path, m1);
     }
@@ -606,8 +647,18 @@ static lg_listener_t *build_listener(build_t *b, const Envoy__Config__Listener__
         free(sni);
         if (l->tls_selector == NULL) {
             lg_error_prefix(b->err, "%s: %s: ", b->bootstrap->name, b->path.buf);
-            return NULL;
+            return -1;
         }
+    }
+    return 0;
+}
+
+static lg_listener_t *build_listener(build_t *b, const Envoy__Config__Listener__V3__Listener *pb)
+{
+    lg_listener_t *l = xcalloc(1, sizeof(*l));
+    if (fill_listener(b, l, pb) != 0) {
+        free_listener(l);
+        return NULL;
     }
     return l;
 }
@@ -711,37 +762,43 @@ static void free_chain(lg_filter_chain_t *fc)
     free(fc);
 }
 
+static void free_listener(lg_listener_t *l)
+{
+    for (size_t j = 0; j < l->n_chains; ++j)
+        free_chain(l->chains[j]);
+    free_chain(l->default_chain);
+    if (l->tls_selector != NULL)
+        lg_tls_server_selector_release(l->tls_selector);
+    free(l->chains);
+    free(l->name);
+    free(l->address_string);
+    free(l);
+}
+
+static void free_cluster(lg_cluster_t *c)
+{
+    for (size_t j = 0; j < c->n_hosts; ++j) {
+        free(c->hosts[j]->address_string);
+        free(c->hosts[j]->hostname);
+        free(c->hosts[j]);
+    }
+    free(c->hosts);
+    if (c->tls != NULL)
+        lg_tls_client_ctx_release(c->tls);
+    free((void *)c->stats);
+    free(c->sni);
+    free(c->name);
+    free(c);
+}
+
 void lg_snapshot_release(lg_snapshot_t *s)
 {
     if (s == NULL || atomic_fetch_sub_explicit(&s->refcnt, 1, memory_order_acq_rel) != 1)
         return;
-    for (size_t i = 0; i < s->n_listeners; ++i) {
-        lg_listener_t *l = s->listeners[i];
-        for (size_t j = 0; j < l->n_chains; ++j)
-            free_chain(l->chains[j]);
-        free_chain(l->default_chain);
-        if (l->tls_selector != NULL)
-            lg_tls_server_selector_release(l->tls_selector);
-        free(l->chains);
-        free(l->name);
-        free(l->address_string);
-        free(l);
-    }
-    for (size_t i = 0; i < s->n_clusters; ++i) {
-        lg_cluster_t *c = s->clusters[i];
-        for (size_t j = 0; j < c->n_hosts; ++j) {
-            free(c->hosts[j]->address_string);
-            free(c->hosts[j]->hostname);
-            free(c->hosts[j]);
-        }
-        free(c->hosts);
-        if (c->tls != NULL)
-            lg_tls_client_ctx_release(c->tls);
-        free((void *)c->stats);
-        free(c->sni);
-        free(c->name);
-        free(c);
-    }
+    for (size_t i = 0; i < s->n_listeners; ++i)
+        free_listener(s->listeners[i]);
+    for (size_t i = 0; i < s->n_clusters; ++i)
+        free_cluster(s->clusters[i]);
     free(s->listeners);
     free(s->clusters);
     free(s);

@@ -96,6 +96,10 @@ static void set_snapshot(lg_worker_t *w, lg_snapshot_t *snap)
     free(w->clusters);
     w->clusters = states;
     w->n_clusters = snap->n_clusters;
+    /* The main thread publishes only snapshots with the same listener addresses, in order: the
+     * sockets stay, their configs follow the new snapshot. */
+    for (size_t i = 0; i < w->n_listeners && i < snap->n_listeners; ++i)
+        w->listeners[i].config = snap->listeners[i];
     if (w->snapshot != NULL)
         lg_snapshot_release(w->snapshot);
     w->snapshot = snap;
@@ -198,12 +202,15 @@ static void *worker_main(void *arg)
 
     /* Stop: close what is left, let the closes run, then free the loop's objects. */
     close_listeners(w);
-    while (!h2o_linklist_is_empty(&w->connections)) {
-        lg_hcm_conn_t *c = H2O_STRUCT_FROM_MEMBER(lg_hcm_conn_t, worker_link, w->connections.next);
-        if (c->codec_close == NULL)
-            break;
-        c->codec_close(c->codec);
+    for (h2o_linklist_t *l = w->connections.next; l != &w->connections;) {
+        lg_hcm_conn_t *c = H2O_STRUCT_FROM_MEMBER(lg_hcm_conn_t, worker_link, l);
+        l = l->next; /* closing may free and unlink this one */
+        if (c->codec_close != NULL)
+            c->codec_close(c->codec);
     }
+    /* Closes a codec defers run from the loop; a few passes let them finish. */
+    for (int i = 0; i < 8 && !h2o_linklist_is_empty(&w->connections); ++i)
+        h2o_evloop_run(w->loop, 0);
     for (size_t i = 0; i < w->n_clusters; ++i)
         if (w->clusters[i] != NULL)
             lg_cluster_state_free(w->clusters[i]);

@@ -1,0 +1,29 @@
+/*
+ * Dynamic configuration: the xDS client's resources (CDS, EDS, LDS, RDS) kept by name and turned
+ * into config snapshots together with the bootstrap's static resources (DESIGN §8). An update
+ * that does not build is NACKed with the builder's error and changes nothing. The first snapshot
+ * is handed on once every subscribed type has answered or reached its initial_fetch_timeout
+ * (Envoy's warming, coarse: per type, not per resource). Main thread only.
+ */
+#ifndef LG_DYNAMIC_CONFIG_H
+#define LG_DYNAMIC_CONFIG_H
+
+#include "bootstrap.h"
+#include "snapshot.h"
+#include "xds/xds_client.h"
+
+typedef struct st_lg_dynamic_config_t lg_dynamic_config_t;
+
+/** A new snapshot (one reference, given to the callee) to serve; returns 0, or -1 with err when
+ * it cannot be applied (the caller then releases it). */
+typedef int (*lg_dynamic_config_on_snapshot_cb)(void *ctx, lg_snapshot_t *snap, lg_error_t *err);
+
+/** Starts the xDS client of `bootstrap` (which must have dynamic_resources) on `loop`. */
+lg_dynamic_config_t *lg_dynamic_config_start(h2o_evloop_t *loop, const lg_bootstrap_t *bootstrap,
+                                             lg_dynamic_config_on_snapshot_cb on_snapshot, void *ctx,
+                                             lg_error_t *err);
+/** Stops the client and frees the resources it held. */
+void lg_dynamic_config_free(lg_dynamic_config_t *dc);
+lg_xds_client_t *lg_dynamic_config_xds(lg_dynamic_config_t *dc);
+
+#endif
