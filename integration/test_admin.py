@@ -313,6 +313,7 @@ def test_prometheus_page_answers_envoy_queries(proxy):
     assert types["envoy_cluster_upstream_cx_active"] == "gauge"
     assert types["envoy_http_downstream_rq_active"] == "gauge"
     assert select(series, "envoy_cluster_membership_healthy", envoy_cluster_name="app")
+    assert list(select(series, "envoy_cluster_membership_healthy", envoy_cluster_name="app").values()) == [1]
 
     # Same page through /stats?format=prometheus; a filter narrows it.
     status, _, same = proxy.admin.get("/stats?format=prometheus&filter=cluster%5C.app%5C.")

@@ -29,6 +29,7 @@
 #include "stats.h"
 #include "tls_context.h"
 #include "upstream_pool.h"
+#include "xds/xds_client.h"
 #include "access_log.h"
 
 typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager hcm_pb_t;
@@ -295,6 +296,12 @@ static int fill_cluster(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluste
     if (build_hosts(b, c, pb) != 0)
         return -1;
     c->stats = lg_cluster_stats_for(c->name);
+    if (!b->validate_only) {
+        /* Membership gauges live in the main thread's cell block; every host is healthy until
+         * health checking lands (the upstream issue). The last snapshot built sets them. */
+        lg_stats_set(lg_xds_stats_cells(), c->stats->membership_total, c->n_hosts);
+        lg_stats_set(lg_xds_stats_cells(), c->stats->membership_healthy, c->n_hosts);
+    }
     return 0;
 }
 
@@ -616,6 +623,9 @@ static int fill_listener(build_t *b, lg_listener_t *l, const Envoy__Config__List
     l->stat_cx_active = lg_stats_registerf(LG_STAT_GAUGE, "listener.%s.downstream_cx_active", buf);
     l->name = xstrdup(pb->name != NULL && pb->name[0] != '\0' ? pb->name : buf);
     l->per_connection_buffer_limit = u32(pb->per_connection_buffer_limit_bytes, 1024 * 1024);
+    if (pb->n_access_log != 0 && !b->validate_only)
+        lg_warn(config, "listener \"%s\": listener-level access_log is not written by legate yet (the "
+                        "connection manager's access_log is)", l->name);
     l->chains = xcalloc(pb->n_filter_chains, sizeof(*l->chains));
     int any_tls = 0;
     for (size_t i = 0; i < pb->n_filter_chains; ++i) {
