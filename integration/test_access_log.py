@@ -209,3 +209,19 @@ def test_reopen_on_sigusr1_after_rotation(start_legate, free_port, origin, tmp_p
     assert curl(lg.url("/after")).status == 200
     assert wait_lines(log, 1) == ["/after"]
     assert (tmp_path / "rotate.log.1").read_text().splitlines() == ["/before"]
+
+
+def test_listener_access_log_one_line_per_connection(start_legate, free_port, origin, tmp_path):
+    """A listener-level access_log writes one line per downstream connection, with the
+    connection's addresses and no request fields (Envoy's listener access log)."""
+    log = tmp_path / "listener.log"
+    port = free_port()
+    chain = bs.filter_chain(bs.hcm([bs.route("/", "app")]))
+    lst = bs.listener("ingress", port, [chain])
+    lst["access_log"] = [file_log(log, log_format={"text_format_source": {
+        "inline_string": "conn %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% %REQ(:PATH)%\n"}})]
+    lg = start_legate(bs.bootstrap([lst], [bs.cluster("app", [origin.port])]))
+    for _ in range(2):
+        assert curl(lg.url("/echo/x"), "--http1.1").status == 200  # one connection each
+    lines = wait_lines(log, 2)
+    assert lines == ["conn 127.0.0.1 -", "conn 127.0.0.1 -"], lines

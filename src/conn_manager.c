@@ -27,6 +27,7 @@
 #define DEFAULT_BUFFER_LIMIT (1024 * 1024)
 
 static void stream_maybe_destroy(lg_stream_t *s);
+static uint64_t now_mono_ns(void);
 static void codec_encode_headers(lg_stream_t *s);
 static void decode_headers_from(lg_stream_t *s, size_t start);
 static void decode_data_from(lg_stream_t *s, size_t start, const char *data, size_t len, int end_stream);
@@ -108,6 +109,12 @@ lg_hcm_conn_t *lg_hcm_conn_new(lg_worker_t *worker, lg_snapshot_t *snapshot, con
         lg_stats_inc(worker->stats, st->downstream_cx_ssl_total);
     lg_stats_inc(worker->stats, listener->stat_cx_total);
     lg_stats_inc(worker->stats, listener->stat_cx_active);
+    c->start_mono_ns = now_mono_ns();
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        c->start_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    }
     c->duration_timer.cb = on_max_duration;
     if (c->config->max_connection_duration_ms != 0)
         h2o_timeout_link(worker->loop, lg_worker_timeout(worker, c->config->max_connection_duration_ms),
@@ -130,6 +137,14 @@ void lg_hcm_conn_closed(lg_hcm_conn_t *conn)
     }
     conn->closed = 1;
     h2o_timeout_unlink(&conn->duration_timer);
+    if (conn->listener->n_access_logs != 0) {
+        /* Listener-level access logs: one line per connection, with no request in it. */
+        lg_stream_info_t info = {.downstream_remote = conn->remote, .downstream_local = conn->local,
+                                 .downstream_tls = conn->tls, .protocol = conn->protocol,
+                                 .start_ms = conn->start_ms, .start_mono_ns = conn->start_mono_ns};
+        for (size_t i = 0; i < conn->listener->n_access_logs; ++i)
+            lg_access_log_emit(conn->listener->access_logs[i], conn->worker->id, &info, NULL, NULL, NULL);
+    }
     lg_stats_dec(conn->worker->stats, conn->config->stats->downstream_cx_active);
     lg_stats_dec(conn->worker->stats, conn->listener->stat_cx_active);
     h2o_linklist_unlink(&conn->worker_link);

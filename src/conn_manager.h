@@ -51,6 +51,7 @@ struct st_lg_hcm_conn_t {
     void (*codec_close)(void *codec);
     h2o_linklist_t worker_link; /* in lg_worker_t.connections */
     h2o_timeout_entry_t duration_timer; /* max_connection_duration */
+    uint64_t start_ms, start_mono_ns;   /* for the listener's access log */
     int closed;
 };
 

@@ -623,9 +623,21 @@ static int fill_listener(build_t *b, lg_listener_t *l, const Envoy__Config__List
     l->stat_cx_active = lg_stats_registerf(LG_STAT_GAUGE, "listener.%s.downstream_cx_active", buf);
     l->name = xstrdup(pb->name != NULL && pb->name[0] != '\0' ? pb->name : buf);
     l->per_connection_buffer_limit = u32(pb->per_connection_buffer_limit_bytes, 1024 * 1024);
-    if (pb->n_access_log != 0 && !b->validate_only)
-        lg_warn(config, "listener \"%s\": listener-level access_log is not written by legate yet (the "
-                        "connection manager's access_log is)", l->name);
+    l->access_logs = xcalloc(pb->n_access_log, sizeof(*l->access_logs));
+    for (size_t i = 0; i < pb->n_access_log; ++i) {
+        size_t al_mark = lg_path_push_field(&b->path, "access_log");
+        lg_path_push_index(&b->path, i);
+        if (b->validate_only) {
+            if (lg_access_log_check(pb->access_log[i], &b->bootstrap->srcmap, &b->path, b->err) != 0)
+                return -1;
+        } else {
+            if ((l->access_logs[l->n_access_logs] =
+                     lg_access_log_build(pb->access_log[i], &b->bootstrap->srcmap, &b->path, b->err)) == NULL)
+                return -1;
+            ++l->n_access_logs;
+        }
+        lg_path_pop(&b->path, al_mark);
+    }
     l->chains = xcalloc(pb->n_filter_chains, sizeof(*l->chains));
     int any_tls = 0;
     for (size_t i = 0; i < pb->n_filter_chains; ++i) {
@@ -779,6 +791,9 @@ static void free_listener(lg_listener_t *l)
     free_chain(l->default_chain);
     if (l->tls_selector != NULL)
         lg_tls_server_selector_release(l->tls_selector);
+    for (size_t j = 0; j < l->n_access_logs; ++j)
+        lg_access_log_free(l->access_logs[j]);
+    free(l->access_logs);
     free(l->chains);
     free(l->name);
     free(l->address_string);

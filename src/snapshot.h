@@ -153,6 +153,8 @@ typedef struct st_lg_listener_t {
     struct st_lg_tls_server_selector_t *tls_selector; /* when any chain is TLS */
     uint32_t per_connection_buffer_limit;
     uint32_t stat_cx_total, stat_cx_active; /* listener.<address_string>.downstream_cx_{total,active} ids */
+    struct st_lg_access_log_t **access_logs; /* listener-level: one line per downstream connection */
+    size_t n_access_logs;
 } lg_listener_t;
 
 typedef struct st_lg_snapshot_t {
