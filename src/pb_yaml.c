@@ -898,8 +898,17 @@ static int convert_message(conv_t *c, yaml_node_t *node, ProtobufCMessage *msg)
     case LG_PB_WKT_DURATION:
     case LG_PB_WKT_TIMESTAMP:
         r = convert_duration_or_timestamp(c, node, msg, kind);
-        if (r == -2)
+        if (r == -2) {
             r = convert_fields(c, node, msg);
+            if (r == 0 && kind == LG_PB_WKT_DURATION) {
+                /* {seconds, nanos} must stay within protobuf's range, as the string form does. */
+                int64_t sec = *(int64_t *)field_ptr(msg, &msg->descriptor->fields[0]);
+                int32_t ns = *(int32_t *)field_ptr(msg, &msg->descriptor->fields[1]);
+                if (sec > 315576000000ll || sec < -315576000000ll || ns > 999999999 || ns < -999999999 ||
+                    (sec > 0 && ns < 0) || (sec < 0 && ns > 0))
+                    r = fail(c, node, "invalid duration {seconds: %lld, nanos: %d}", (long long)sec, (int)ns);
+            }
+        }
         break;
     case LG_PB_WKT_WRAPPER:
         if (node->type == YAML_MAPPING_NODE) {

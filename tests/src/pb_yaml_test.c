@@ -157,6 +157,9 @@ LG_TEST(test_errors_name_path_and_line)
     expect_error("load_assignment:\n  endpoints:\n  - lb_endpoints:\n    - endpoint: {address: {socket_address: {port_value: x}}}\n",
                  "t.yaml:4: load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value: invalid integer \"x\"");
     expect_error("a: 1\n---\nb: 2\n", "more than one YAML document");
+    /* Found by the fuzzer: the mapping form escaped the range check of the string form. */
+    expect_error("connect_timeout: {seconds: 9223372036854375808}\n", "connect_timeout: invalid duration {seconds: 9223372036854375808, nanos: 0}");
+    expect_error("connect_timeout: {seconds: 315576000001}\n", "connect_timeout: invalid duration {seconds: 315576000001, nanos: 0}");
 }
 
 LG_TEST(test_unknown_any_type_is_deferred_to_the_validator)
