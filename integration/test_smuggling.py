@@ -182,9 +182,10 @@ def test_bad_chunked_body_is_rejected_and_nothing_smuggled(clean, name):
     assert all(q.path != "/echo/case" for q in clean.origin.requests), \
         "a request with a bad chunked body was forwarded complete"
     if resp is not None:
-        # The head goes upstream before the body is known to be bad; with the module's shared origin a
-    # head from the previous case can land after the reset too. What matters: nothing else did.
-    assert set(targets) <= {"/echo/case"}, targets
+        # The head goes upstream before the body is known to be bad; with the module's shared
+        # origin a head from the previous case can land after the reset too. What matters:
+        # nothing else did.
+        assert set(targets) <= {"/echo/case"}, targets
 
 
 # --- line ends and pipelining -----------------------------------------------------------------
