@@ -85,29 +85,22 @@ static void *xcalloc(size_t n, size_t size)
 
 __attribute__((format(printf, 3, 4))) static int bfail(bctx_t *c, const void *msg, const char *fmt, ...)
 {
-    char text[LG_ERROR_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    lg_srcmap_verror(c->err, c->map, msg, c->path, fmt, ap);
     va_end(ap);
-    const char *doc;
-    uint32_t line;
-    if (lg_srcmap_get(c->map, msg, LG_SRCMAP_SELF, &doc, &line))
-        return lg_error_set(c->err, "%s:%u: %s: %s", doc, line, c->path->buf, text);
-    return lg_error_set(c->err, "%s: %s", c->path->buf, text);
+    return -1;
 }
 
 /* Fails naming `field` of `msg` (pushed onto the path for the message). */
 __attribute__((format(printf, 4, 5))) static int ffail(bctx_t *c, const void *msg, const char *field,
                                                        const char *fmt, ...)
 {
-    char text[LG_ERROR_MAX];
+    size_t mark = lg_path_push_field(c->path, field);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    lg_srcmap_verror(c->err, c->map, msg, c->path, fmt, ap);
     va_end(ap);
-    size_t mark = lg_path_push_field(c->path, field);
-    bfail(c, msg, "%s", text);
     lg_path_pop(c->path, mark);
     return -1;
 }

@@ -91,17 +91,7 @@ static int iov_eq(h2o_iovec_t a, const char *b, size_t blen)
 
 static void vfail(bctx_t *c, const void *msg, const char *fmt, va_list ap)
 {
-    char text[LG_ERROR_MAX];
-    vsnprintf(text, sizeof(text), fmt, ap);
-    const char *doc;
-    uint32_t line;
-    char where[LG_ERROR_MAX / 2] = "";
-    if (msg != NULL && lg_srcmap_get(c->map, msg, LG_SRCMAP_SELF, &doc, &line))
-        snprintf(where, sizeof(where), "%s:%u: ", doc, line);
-    if (c->path->len != 0)
-        lg_error_set(c->err, "%s%s: %s", where, c->path->buf, text);
-    else
-        lg_error_set(c->err, "%s%s", where, text);
+    lg_srcmap_verror(c->err, c->map, msg, c->path, fmt, ap);
 }
 
 /* Fails at the current path; msg (may be NULL) gives the document line. Returns -1. */

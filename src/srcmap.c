@@ -4,6 +4,7 @@
  */
 #include "srcmap.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,4 +158,19 @@ const char *lg_srcmap_unexcused_any(const lg_srcmap_t *map)
         if (!map->unknown_anys[i].excused)
             return map->unknown_anys[i].error;
     return NULL;
+}
+
+int lg_srcmap_verror(lg_error_t *err, const lg_srcmap_t *map, const void *msg, const lg_path_t *path,
+                     const char *fmt, va_list ap)
+{
+    char text[LG_ERROR_MAX];
+    vsnprintf(text, sizeof(text), fmt, ap);
+    const char *doc;
+    uint32_t line;
+    char where[LG_ERROR_MAX / 2] = "";
+    if (msg != NULL && lg_srcmap_get(map, msg, LG_SRCMAP_SELF, &doc, &line))
+        snprintf(where, sizeof(where), "%s:%u: ", doc, line);
+    if (path->len != 0)
+        return lg_error_set(err, "%s%s: %s", where, path->buf, text);
+    return lg_error_set(err, "%s%s", where, text);
 }

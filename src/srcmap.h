@@ -11,10 +11,14 @@
 #ifndef LG_SRCMAP_H
 #define LG_SRCMAP_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <protobuf-c/protobuf-c.h>
+
+#include "error.h"
+#include "path.h"
 
 #define LG_SRCMAP_MAX_DOCS 4
 
@@ -58,6 +62,14 @@ void lg_srcmap_set(lg_srcmap_t *map, const void *msg, uint32_t field_id, uint32_
  */
 int lg_srcmap_get(const lg_srcmap_t *map, const void *msg, uint32_t field_id, const char **doc,
                   uint32_t *line);
+
+/**
+ * Sets `err` for a check that failed on `msg` at `path`: "<doc>:<line>: <path>: <message>", the
+ * position left out when unknown (map or msg NULL, config from xDS) and the path when empty. The
+ * one shape of every config error that points at a line. Returns -1.
+ */
+int lg_srcmap_verror(lg_error_t *err, const lg_srcmap_t *map, const void *msg, const lg_path_t *path,
+                     const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
 /** Stores `inner`, the decoded message packed into `any`; the map takes ownership. */
 void lg_srcmap_set_any(lg_srcmap_t *map, const void *any, ProtobufCMessage *inner);
