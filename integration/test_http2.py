@@ -190,3 +190,35 @@ def test_drain_sends_shutdown_notice_then_final_goaway(start_legate, free_port, 
                 goaways.append((struct.unpack(">I", f[3][:4])[0] & 0x7FFFFFFF, time.monotonic() - t0))
     assert [g[0] for g in goaways] == [2147483647, 1], goaways
     assert goaways[1][1] - goaways[0][1] >= 0.3, goaways
+
+
+def test_client_goaway_ends_with_fin_not_reset(proxy):
+    """A client's GOAWAY ends an idle connection (h2spec 7/1 sends one with an unknown code, then
+    a PING). Frames still arriving after it must not turn the close into a reset: the server
+    half-closes and drops input for delayed_close_timeout. Closing with unread input made the
+    kernel send an RST, which can destroy frames the client has not read yet. Here 2 MiB of
+    unknown-type frames (which HTTP/2 ignores) follow the GOAWAY in one write, so some are
+    certainly unread when the server ends the session."""
+    import socket
+    import struct
+    from lgharness import h2raw
+    junk = h2raw.frame(0xFA, 0, 0, b"x" * 16000) * 128
+    with H2Raw("127.0.0.1", proxy.port) as c:
+        c.handshake()
+        sent = c.send(h2raw.frame(h2raw.GOAWAY, 0, 0, struct.pack(">II", 0, 0xDEAD)) + junk)
+        assert sent, "the connection was reset while the client was still writing"
+        c.sock.settimeout(5.0)
+        tail = None
+        for _ in range(1000):
+            try:
+                d = c.sock.recv(1 << 16)
+            except ConnectionResetError:
+                tail = "reset"
+                break
+            except socket.timeout:
+                tail = "no FIN within 5 s"
+                break
+            if not d:
+                tail = "fin"
+                break
+        assert tail == "fin", tail

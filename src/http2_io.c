@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "log.h"
 
@@ -32,6 +33,7 @@ static void on_write_complete(h2o_socket_t *sock, const char *err)
     if (io->_flight != NULL && io->_flight->size != 0)
         h2o_buffer_consume(&io->_flight, io->_flight->size);
     if (err != NULL) {
+        io->_sock_failed = 1;
         done(io, err);
         return;
     }
@@ -61,6 +63,7 @@ static void on_read(h2o_socket_t *sock, const char *err)
 {
     lg_h2_io_t *io = sock->data;
     if (err != NULL) {
+        io->_sock_failed = 1;
         done(io, err);
         return;
     }
@@ -168,7 +171,7 @@ void lg__h2_io_start(lg_h2_io_t *io, h2o_socket_t *sock, nghttp2_session *sessio
 void lg__h2_io_kick(lg_h2_io_t *io)
 {
     io->_want_run = 1;
-    if (io->_depth != 0 || io->sock == NULL || h2o_timeout_is_linked(&io->_run_entry))
+    if (io->_depth != 0 || io->sock == NULL || io->_linger_end != NULL || h2o_timeout_is_linked(&io->_run_entry))
         return;
     h2o_timeout_link(io->loop, io->zero_timeout, &io->_run_entry);
 }
@@ -190,6 +193,44 @@ void lg__h2_io_stop_reading(lg_h2_io_t *io)
         io->_reading = 0;
         h2o_socket_read_stop(io->sock);
     }
+}
+
+static void on_linger_read(h2o_socket_t *sock, const char *err)
+{
+    lg_h2_io_t *io = sock->data;
+    if (err != NULL) {
+        io->_linger_end(io);
+        return;
+    }
+    h2o_buffer_consume(&sock->input, sock->input->size);
+}
+
+static void on_linger_timeout(h2o_timeout_entry_t *e)
+{
+    lg_h2_io_t *io = H2O_STRUCT_FROM_MEMBER(lg_h2_io_t, _run_entry, e);
+    io->_linger_end(io);
+}
+
+int lg__h2_io_linger(lg_h2_io_t *io, h2o_timeout_t *timeout, void (*end)(lg_h2_io_t *io))
+{
+    if (timeout == NULL || io->sock == NULL || io->sock->ssl != NULL || io->_writing || io->_sock_failed ||
+        io->_linger_end != NULL || shutdown(h2o_socket_get_fd(io->sock), SHUT_WR) != 0)
+        return -1;
+    if (io->session != NULL) {
+        nghttp2_session_del(io->session);
+        io->session = NULL;
+    }
+    io->_linger_end = end;
+    h2o_buffer_consume(&io->sock->input, io->sock->input->size);
+    if (io->_reading)
+        h2o_socket_read_stop(io->sock);
+    io->_reading = 1;
+    h2o_socket_read_start(io->sock, on_linger_read);
+    /* The pump's deferred-run entry is free now: it times the linger. */
+    h2o_timeout_unlink(&io->_run_entry);
+    io->_run_entry.cb = on_linger_timeout;
+    h2o_timeout_link(io->loop, timeout, &io->_run_entry);
+    return 0;
 }
 
 void lg__h2_io_dispose(lg_h2_io_t *io)

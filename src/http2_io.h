@@ -61,6 +61,8 @@ struct st_lg_h2_io_t {
     unsigned _writing : 1;    /* a write is in flight: its callback will run */
     unsigned _input_pending : 1;
     unsigned _reading : 1;
+    unsigned _sock_failed : 1; /* a read or write reported an error (the peer closed or reset) */
+    void (*_linger_end)(lg_h2_io_t *io);
 };
 
 /**
@@ -78,6 +80,15 @@ void lg__h2_io_kick(lg_h2_io_t *io);
 int lg__h2_io_busy(const lg_h2_io_t *io);
 /** Stops reading the socket (flood handling: what is queued is still sent). */
 void lg__h2_io_stop_reading(lg_h2_io_t *io);
+/**
+ * A delayed close (Envoy's delayed_close_timeout, nginx's lingering close): frees the session,
+ * sends FIN and reads and drops whatever the peer still sends until it closes, the socket fails or
+ * `timeout` passes; then `end` runs once (it disposes). Closing at once with unread input would send
+ * an RST that can destroy the last frames (a GOAWAY) before the peer reads them. Returns -1, doing
+ * nothing, when it does not apply: TLS (a FIN under the record layer is not a close_notify), a write
+ * in flight, a failed socket, or no timeout.
+ */
+int lg__h2_io_linger(lg_h2_io_t *io, h2o_timeout_t *timeout, void (*end)(lg_h2_io_t *io));
 /** Frees the session, closes the socket (no callback follows), the buffers and the deferred run. Idempotent. */
 void lg__h2_io_dispose(lg_h2_io_t *io);
 

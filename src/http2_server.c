@@ -786,6 +786,11 @@ static void teardown(lg_http2_server_conn_t *conn, const char *why)
     free(conn);
 }
 
+static void conn_on_linger_end(lg_h2_io_t *io)
+{
+    teardown(H2O_STRUCT_FROM_MEMBER(lg_http2_server_conn_t, io, io), NULL);
+}
+
 static void conn_on_done(lg_h2_io_t *io, const char *err)
 {
     lg_http2_server_conn_t *conn = H2O_STRUCT_FROM_MEMBER(lg_http2_server_conn_t, io, io);
@@ -793,6 +798,12 @@ static void conn_on_done(lg_h2_io_t *io, const char *err)
         /* PING/SETTINGS acks (or resets) queued past max_outbound_control_frames */
         STAT_INC(conn, outbound_control_flood);
         conn->teardown_reason = LG_RESET_OVERFLOW;
+    }
+    /* With no stream left to tell, the socket lingers before it closes; the connection stays
+     * counted as active until then, as Envoy's does through its delayed close. */
+    if (h2o_linklist_is_empty(&conn->streams) && lg__h2_io_linger(io, conn->settings.delayed_close_timeout, conn_on_linger_end) == 0) {
+        lg_debug(http2, "connection ending (%s): lingering", err != NULL ? err : "done");
+        return;
     }
     teardown(conn, err);
 }

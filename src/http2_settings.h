@@ -63,6 +63,9 @@ typedef struct st_lg_http2_settings_t {
      * fires the final GOAWAY with the last processed stream. NULL: the final GOAWAY at once.
      */
     h2o_timeout_t *drain_timeout;
+    /* Optional, Envoy's delayed_close_timeout: how long a closing plaintext connection keeps
+     * reading (and dropping) after its FIN, so that an RST does not overtake the last frames. */
+    h2o_timeout_t *delayed_close_timeout;
 } lg_http2_settings_t;
 
 /** Fills the defaults written next to each field. */

@@ -62,6 +62,8 @@ static void start_codec(lg_worker_t *w, lg_snapshot_t *snap, const lg_listener_t
         s.zero_timeout = lg_worker_timeout(w, 0);
         if (cfg->drain_timeout_ms != 0)
             s.drain_timeout = lg_worker_timeout(w, cfg->drain_timeout_ms);
+        if (cfg->delayed_close_timeout_ms != 0)
+            s.delayed_close_timeout = lg_worker_timeout(w, cfg->delayed_close_timeout_ms);
         conn->codec = lg_http2_server_conn_new(sock, conn, &s);
         conn->codec_shutdown = codec_shutdown_h2;
         conn->codec_close = codec_close_h2;
