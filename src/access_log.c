@@ -28,6 +28,7 @@
 #include "log.h"
 #include "pb_registry.h"
 #include "strbuf.h"
+#include "xalloc.h"
 
 /* FileAccessLog.format / json_format are deprecated, yet Envoy still honours them, and so does legate. */
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
@@ -74,14 +75,6 @@ typedef struct st_eval_t {
     const lg_headers_t *trailers;
     h2o_mem_pool_t *pool;
 } eval_t;
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n != 0 ? n : 1, size);
-    if (p == NULL)
-        lg_fatal("out of memory");
-    return p;
-}
 
 __attribute__((format(printf, 3, 4))) static int bfail(bctx_t *c, const void *msg, const char *fmt, ...)
 {
@@ -226,7 +219,7 @@ static int json_value_build(bctx_t *c, json_node_t *n, const Google__Protobuf__V
     case GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE: {
         const Google__Protobuf__ListValue *l = v->list_value;
         n->kind = J_LIST;
-        n->children = xcalloc(l->n_values, sizeof(*n->children));
+        n->children = lg_xcalloc(l->n_values, sizeof(*n->children));
         for (size_t i = 0; i < l->n_values; ++i) {
             size_t mark = lg_path_push_index(c->path, i);
             ++n->n_children;
@@ -252,7 +245,7 @@ static int json_object_build(bctx_t *c, json_node_t *n, const Google__Protobuf__
 {
     n->kind = J_OBJECT;
     size_t count = st != NULL ? st->n_fields : 0;
-    n->children = xcalloc(count, sizeof(*n->children));
+    n->children = lg_xcalloc(count, sizeof(*n->children));
     for (size_t i = 0; i < count; ++i) {
         const Google__Protobuf__Struct__FieldsEntry *e = st->fields[i];
         const char *key = e->key != NULL ? e->key : "";
@@ -260,7 +253,7 @@ static int json_object_build(bctx_t *c, json_node_t *n, const Google__Protobuf__
         if ((child->name = strdup(key)) == NULL)
             lg_fatal("out of memory");
         size_t klen = strlen(key);
-        child->key.base = xcalloc(klen * 6 + 4, 1);
+        child->key.base = lg_xcalloc(klen * 6 + 4, 1);
         child->key.base[0] = '"';
         child->key.len = 1 + json_escape(child->key.base + 1, key, klen);
         child->key.base[child->key.len++] = '"';
@@ -435,7 +428,7 @@ static int json_root_build(bctx_t *c, lg_access_log_t *l, const Google__Protobuf
 {
     l->preserve_types = preserve_types;
     l->omit_empty = omit_empty;
-    l->json = xcalloc(1, sizeof(*l->json));
+    l->json = lg_xcalloc(1, sizeof(*l->json));
     return json_object_build(c, l->json, st, format_flags(omit_empty), sort);
 }
 
@@ -575,7 +568,7 @@ static lg_access_log_t *build(const Envoy__Config__Accesslog__V3__AccessLog *pb,
 {
     bctx_t c = {path, map, err};
     size_t mark = path->len;
-    lg_access_log_t *l = xcalloc(1, sizeof(*l));
+    lg_access_log_t *l = lg_xcalloc(1, sizeof(*l));
     const char *file = NULL;
     if (pb->config_type_case != AL(ACCESS_LOG__CONFIG_TYPE_TYPED_CONFIG) || pb->typed_config == NULL) {
         bfail(&c, pb, "typed_config is required (access logger \"%s\")", pb->name != NULL ? pb->name : "");

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "route_table.h"
 #include "stream_info.h"
+#include "xalloc.h"
 
 #define AL(x) ENVOY__CONFIG__ACCESSLOG__V3__##x
 
@@ -64,14 +65,6 @@ typedef struct st_eval_t {
     const lg_headers_t *trailers;
     h2o_mem_pool_t *pool;
 } eval_t;
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n != 0 ? n : 1, size);
-    if (p == NULL)
-        lg_fatal("out of memory");
-    return p;
-}
 
 __attribute__((format(printf, 3, 4))) static int bfail(bctx_t *c, const void *msg, const char *fmt, ...)
 {
@@ -137,7 +130,7 @@ static int children_build(bctx_t *c, filter_t *f, const void *owner,
 {
     if (n < 2)
         return ffail(c, owner, "filters", "value must contain at least 2 item(s)");
-    f->children = xcalloc(n, sizeof(*f->children));
+    f->children = lg_xcalloc(n, sizeof(*f->children));
     for (size_t i = 0; i < n; ++i) {
         size_t mark = lg_path_push_field(c->path, "filters");
         lg_path_push_index(c->path, i);
@@ -411,7 +404,7 @@ lg_access_log_filter_t *lg_access_log_filter_build(const Envoy__Config__Accesslo
 {
     bctx_t c = {path, map, err};
     size_t mark = path->len;
-    filter_t *f = xcalloc(1, sizeof(*f));
+    filter_t *f = lg_xcalloc(1, sizeof(*f));
     int r = filter_build(&c, f, pb);
     lg_path_pop(path, mark);
     if (r != 0) {

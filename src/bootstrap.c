@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "pb_yaml.h"
+#include "xalloc.h"
 
 #define MAX_CONFIG_BYTES (64u << 20)
 
@@ -59,19 +60,11 @@ static int ends_with(const char *s, const char *suffix)
     return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
 }
 
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (d == NULL)
-        lg_fatal("out of memory");
-    return d;
-}
-
 static void set_string(char **field, const char *value)
 {
     if (*field != NULL && *field != protobuf_c_empty_string)
         free(*field);
-    *field = xstrdup(value);
+    *field = lg_xstrdup(value);
 }
 
 /* --service-node/-cluster/-zone override the bootstrap's node, as in Envoy. */

@@ -23,6 +23,7 @@
 #include "path.h"
 #include "pb_registry.h"
 #include "pb_wkt.h"
+#include "xalloc.h"
 
 #define MAX_DEPTH 64
 /* Aliases may repeat a node, but the whole walk stays within this many times the document. */
@@ -91,14 +92,6 @@ ProtobufCMessage *lg_pb_new(const ProtobufCMessageDescriptor *desc)
         lg_fatal("out of memory");
     protobuf_c_message_init(desc, m);
     return m;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (d == NULL)
-        lg_fatal("out of memory");
-    return d;
 }
 
 /* The proto3 JSON name of a field: lb_policy -> lbPolicy, consecutive_5xx -> consecutive5xx. */
@@ -476,7 +469,7 @@ static int convert_struct(conv_t *c, yaml_node_t *node, ProtobufCMessage *msg)
             entry = lg_pb_new(ff->descriptor);
             *(ProtobufCMessage **)repeated_append(msg, ff) = entry;
             const ProtobufCFieldDescriptor *kf = protobuf_c_message_descriptor_get_field(ff->descriptor, 1);
-            *(char **)field_ptr(entry, kf) = xstrdup(scalar(k));
+            *(char **)field_ptr(entry, kf) = lg_xstrdup(scalar(k));
         }
         const ProtobufCFieldDescriptor *vf = protobuf_c_message_descriptor_get_field(ff->descriptor, 2);
         ProtobufCMessage **vslot = field_ptr(entry, vf);
@@ -548,7 +541,7 @@ static int convert_value_wkt(conv_t *c, yaml_node_t *node, ProtobufCMessage *msg
         } else {
             const ProtobufCFieldDescriptor *f = lg_pb_find_field(d, "string_value");
             set_oneof(msg, f);
-            *(char **)field_ptr(msg, f) = xstrdup(s);
+            *(char **)field_ptr(msg, f) = lg_xstrdup(s);
         }
     }
     --c->depth;
@@ -584,7 +577,7 @@ static int convert_any(conv_t *c, yaml_node_t *node, ProtobufCMessage *any)
         c->err = c->outer_err;
         clear_value(field_ptr(any, tf), tf);
         clear_value(field_ptr(any, vf), vf);
-        *(char **)field_ptr(any, tf) = xstrdup(url);
+        *(char **)field_ptr(any, tf) = lg_xstrdup(url);
         lg_srcmap_add_unknown_any(c->map, any, unknown.msg);
         return c->map != NULL ? 0 : lg_error_set(c->err, "%s", unknown.msg);
     }
@@ -609,7 +602,7 @@ static int convert_any(conv_t *c, yaml_node_t *node, ProtobufCMessage *any)
 
     clear_value(field_ptr(any, tf), tf);
     clear_value(field_ptr(any, vf), vf);
-    *(char **)field_ptr(any, tf) = xstrdup(url);
+    *(char **)field_ptr(any, tf) = lg_xstrdup(url);
     ProtobufCBinaryData *bin = field_ptr(any, vf);
     bin->len = protobuf_c_message_get_packed_size(inner);
     bin->data = malloc(bin->len ? bin->len : 1);
@@ -686,7 +679,7 @@ static int convert_value(conv_t *c, yaml_node_t *node, const ProtobufCFieldDescr
         return parse_enum(c, node, f->descriptor, slot);
     case PROTOBUF_C_TYPE_STRING:
         clear_value(slot, f);
-        *(char **)slot = xstrdup(scalar(node));
+        *(char **)slot = lg_xstrdup(scalar(node));
         return 0;
     case PROTOBUF_C_TYPE_BYTES: {
         ProtobufCBinaryData *b = slot;

@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "pb_registry.h"
+#include "xalloc.h"
 
 /* Envoy still honours several deprecated fields (HeaderMatcher.exact_match, RegexMatcher.google_re2,
  * RouteAction.max_grpc_timeout, ...); reading them here is deliberate. */
@@ -45,17 +46,9 @@ typedef struct st_bctx_t {
     const lg_route_build_opts_t *opts;
 } bctx_t;
 
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n != 0 ? n : 1, size != 0 ? size : 1);
-    if (p == NULL)
-        lg_fatal("out of memory");
-    return p;
-}
-
 static h2o_iovec_t dup_n(const char *s, size_t len, int lower)
 {
-    char *p = xcalloc(1, len + 1);
+    char *p = lg_xcalloc(1, len + 1);
     for (size_t i = 0; i < len; ++i)
         p[i] = lower ? (char)tolower((unsigned char)s[i]) : s[i];
     return h2o_iovec_init(p, len);
@@ -666,7 +659,7 @@ static int criteria_init(bctx_t *c, lg_route_criteria_t *rc, const Envoy__Config
     if (pb->n_dynamic_metadata != 0)
         return unsupported(c, pb, "dynamic_metadata");
     if (pb->n_headers != 0) {
-        rc->headers = xcalloc(pb->n_headers, sizeof(*rc->headers));
+        rc->headers = lg_xcalloc(pb->n_headers, sizeof(*rc->headers));
         for (size_t i = 0; i < pb->n_headers; ++i) {
             size_t mark = lg_path_push_field(c->path, "headers");
             lg_path_push_index(c->path, i);
@@ -678,7 +671,7 @@ static int criteria_init(bctx_t *c, lg_route_criteria_t *rc, const Envoy__Config
         }
     }
     if (pb->n_query_parameters != 0) {
-        rc->query_parameters = xcalloc(pb->n_query_parameters, sizeof(*rc->query_parameters));
+        rc->query_parameters = lg_xcalloc(pb->n_query_parameters, sizeof(*rc->query_parameters));
         for (size_t i = 0; i < pb->n_query_parameters; ++i) {
             size_t mark = lg_path_push_field(c->path, "query_parameters");
             lg_path_push_index(c->path, i);
@@ -859,7 +852,7 @@ Exit:
     ({                                                                                             \
         int r_ = 0;                                                                                \
         (pf)->entries = (msg)->n_typed_per_filter_config != 0                                      \
-                            ? xcalloc((msg)->n_typed_per_filter_config, sizeof(*(pf)->entries))    \
+                            ? lg_xcalloc((msg)->n_typed_per_filter_config, sizeof(*(pf)->entries))    \
                             : NULL;                                                                \
         for (size_t i_ = 0; r_ == 0 && i_ < (msg)->n_typed_per_filter_config; ++i_)                \
             r_ = per_filter_add(c, pf, msg, (msg)->typed_per_filter_config[i_]->key,               \
@@ -970,7 +963,7 @@ static void retry_policy_free(lg_retry_policy_t *p)
 static int header_matchers_init(bctx_t *c, const char *field, Envoy__Config__Route__V3__HeaderMatcher *const *pbs,
                                 size_t n, lg_header_matcher_t **out, size_t *n_out)
 {
-    *out = n != 0 ? xcalloc(n, sizeof(**out)) : NULL;
+    *out = n != 0 ? lg_xcalloc(n, sizeof(**out)) : NULL;
     for (size_t i = 0; i < n; ++i) {
         size_t mark = lg_path_push_field(c->path, field);
         lg_path_push_index(c->path, i);
@@ -1051,7 +1044,7 @@ static int retry_policy_fill(bctx_t *c, lg_retry_policy_t *p, const Envoy__Confi
         return unsupported(c, pb, "retry_options_predicates");
     p->host_selection_retry_max_attempts = pb->host_selection_retry_max_attempts != 0 ? pb->host_selection_retry_max_attempts : 1;
     if (pb->n_retriable_status_codes != 0) {
-        p->retriable_status_codes = xcalloc(pb->n_retriable_status_codes, sizeof(uint32_t));
+        p->retriable_status_codes = lg_xcalloc(pb->n_retriable_status_codes, sizeof(uint32_t));
         memcpy(p->retriable_status_codes, pb->retriable_status_codes, pb->n_retriable_status_codes * sizeof(uint32_t));
         p->n_retriable_status_codes = pb->n_retriable_status_codes;
     }
@@ -1077,7 +1070,7 @@ static int retry_policy_fill(bctx_t *c, lg_retry_policy_t *p, const Envoy__Confi
 static int retry_policy_init(bctx_t *c, const Envoy__Config__Route__V3__RetryPolicy *pb, lg_retry_policy_t **out)
 {
     size_t mark = lg_path_push_field(c->path, "retry_policy");
-    lg_retry_policy_t *p = xcalloc(1, sizeof(*p));
+    lg_retry_policy_t *p = lg_xcalloc(1, sizeof(*p));
     int r = retry_policy_fill(c, p, pb);
     lg_path_pop(c->path, mark);
     if (r != 0) {
@@ -1131,7 +1124,7 @@ static int hash_policy_fill(bctx_t *c, lg_hash_policy_t *h, const Envoy__Config_
         if (r == 0) {
             h->name = dup_str(ck->name);
             h->cookie_path = dup_str(ck->path);
-            h->cookie_attributes = ck->n_attributes != 0 ? xcalloc(ck->n_attributes, sizeof(*h->cookie_attributes)) : NULL;
+            h->cookie_attributes = ck->n_attributes != 0 ? lg_xcalloc(ck->n_attributes, sizeof(*h->cookie_attributes)) : NULL;
             for (size_t i = 0; r == 0 && i < ck->n_attributes; ++i) {
                 if (is_empty(ck->attributes[i]->name)) {
                     size_t m2 = lg_path_push_field(c->path, "attributes");
@@ -1226,7 +1219,7 @@ static int weighted_clusters_init(bctx_t *c, lg_route_t *r, const Envoy__Config_
         ffail(c, pb, "clusters", "value must contain at least 1 item(s)");
         goto Exit;
     }
-    r->weighted_clusters = xcalloc(pb->n_clusters, sizeof(*r->weighted_clusters));
+    r->weighted_clusters = lg_xcalloc(pb->n_clusters, sizeof(*r->weighted_clusters));
     for (size_t i = 0; i < pb->n_clusters; ++i) {
         size_t m2 = lg_path_push_field(c->path, "clusters");
         lg_path_push_index(c->path, i);
@@ -1409,7 +1402,7 @@ static int route_action_init(bctx_t *c, lg_route_t *r, const lg_vhost_t *vh, con
         r->retry_policy = vh->retry_policy;
     }
     if (pb->n_hash_policy != 0) {
-        r->hash_policies = xcalloc(pb->n_hash_policy, sizeof(*r->hash_policies));
+        r->hash_policies = lg_xcalloc(pb->n_hash_policy, sizeof(*r->hash_policies));
         for (size_t i = 0; i < pb->n_hash_policy; ++i) {
             size_t mark = lg_path_push_field(c->path, "hash_policy");
             lg_path_push_index(c->path, i);
@@ -1422,7 +1415,7 @@ static int route_action_init(bctx_t *c, lg_route_t *r, const lg_vhost_t *vh, con
     }
     r->priority_high = pb->priority == ENVOY__CONFIG__CORE__V3__ROUTING_PRIORITY__HIGH;
     if (pb->n_upgrade_configs != 0) {
-        r->upgrades = xcalloc(pb->n_upgrade_configs, sizeof(*r->upgrades));
+        r->upgrades = lg_xcalloc(pb->n_upgrade_configs, sizeof(*r->upgrades));
         for (size_t i = 0; i < pb->n_upgrade_configs; ++i) {
             const Envoy__Config__Route__V3__RouteAction__UpgradeConfig *u = pb->upgrade_configs[i];
             size_t mark = lg_path_push_field(c->path, "upgrade_configs");
@@ -1530,7 +1523,7 @@ static int read_body_file(bctx_t *c, const void *owner, const char *filename, ui
     FILE *fp = fopen(filename, "rb");
     if (fp == NULL)
         return ffail(c, owner, "filename", "response body file %s does not exist", filename);
-    char *buf = xcalloc(1, (size_t)max + 2);
+    char *buf = lg_xcalloc(1, (size_t)max + 2);
     size_t n = fread(buf, 1, (size_t)max + 1, fp);
     int failed = ferror(fp);
     fclose(fp);
@@ -1747,7 +1740,7 @@ static int vhost_fill(bctx_t *c, lg_vhost_t *vh, lg_route_table_t *t, const Envo
         rate_limits_init(c, pb, pb->rate_limits, pb->n_rate_limits, &vh->rate_limits) != 0)
         return -1;
     if (pb->n_routes != 0)
-        vh->routes = xcalloc(pb->n_routes, sizeof(*vh->routes));
+        vh->routes = lg_xcalloc(pb->n_routes, sizeof(*vh->routes));
     for (size_t i = 0; i < pb->n_routes; ++i) {
         size_t mark = lg_path_push_field(c->path, "routes");
         lg_path_push_index(c->path, i);
@@ -1803,9 +1796,9 @@ static int index_domains(bctx_t *c, lg_route_table_t *t, const Envoy__Config__Ro
     size_t total = 0;
     for (size_t i = 0; i < rc->n_virtual_hosts; ++i)
         total += rc->virtual_hosts[i]->n_domains;
-    t->_exact = xcalloc(total, sizeof(*t->_exact));
-    t->_suffixes = xcalloc(total, sizeof(*t->_suffixes));
-    t->_prefixes = xcalloc(total, sizeof(*t->_prefixes));
+    t->_exact = lg_xcalloc(total, sizeof(*t->_exact));
+    t->_suffixes = lg_xcalloc(total, sizeof(*t->_suffixes));
+    t->_prefixes = lg_xcalloc(total, sizeof(*t->_prefixes));
     for (size_t i = 0; i < rc->n_virtual_hosts; ++i) {
         const Envoy__Config__Route__V3__VirtualHost *pb = rc->virtual_hosts[i];
         for (size_t j = 0; j < pb->n_domains; ++j) {
@@ -1902,7 +1895,7 @@ static int table_fill(bctx_t *c, lg_route_table_t *t, const Envoy__Config__Route
     t->ignore_port_in_host_matching = rc->ignore_port_in_host_matching;
     t->validate_clusters = rc->validate_clusters != NULL ? rc->validate_clusters->value : -1;
     if (rc->n_internal_only_headers != 0)
-        t->internal_only_headers = xcalloc(rc->n_internal_only_headers, sizeof(*t->internal_only_headers));
+        t->internal_only_headers = lg_xcalloc(rc->n_internal_only_headers, sizeof(*t->internal_only_headers));
     for (size_t i = 0; i < rc->n_internal_only_headers; ++i) {
         size_t mark = lg_path_push_field(c->path, "internal_only_headers");
         lg_path_push_index(c->path, i);
@@ -1917,7 +1910,7 @@ static int table_fill(bctx_t *c, lg_route_table_t *t, const Envoy__Config__Route
         PER_FILTER_INIT(c, &t->per_filter, rc) != 0)
         return -1;
     if (rc->n_virtual_hosts != 0)
-        t->vhosts = xcalloc(rc->n_virtual_hosts, sizeof(*t->vhosts));
+        t->vhosts = lg_xcalloc(rc->n_virtual_hosts, sizeof(*t->vhosts));
     for (size_t i = 0; i < rc->n_virtual_hosts; ++i) {
         size_t mark = lg_path_push_field(c->path, "virtual_hosts");
         lg_path_push_index(c->path, i);
@@ -1933,8 +1926,8 @@ static int table_fill(bctx_t *c, lg_route_table_t *t, const Envoy__Config__Route
 lg_route_table_t *lg_route_table_build(const Envoy__Config__Route__V3__RouteConfiguration *rc,
                                        const lg_route_build_opts_t *opts, lg_path_t *path, lg_error_t *err)
 {
-    lg_route_table_t *t = xcalloc(1, sizeof(*t));
-    t->_opts = xcalloc(1, sizeof(*t->_opts));
+    lg_route_table_t *t = lg_xcalloc(1, sizeof(*t));
+    t->_opts = lg_xcalloc(1, sizeof(*t->_opts));
     if (opts != NULL)
         *t->_opts = *opts;
     atomic_init(&t->_refcnt, 1);

@@ -21,14 +21,7 @@
 
 #include "log.h"
 #include "xds/xds_internal.h"
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s != NULL ? s : "");
-    if (d == NULL)
-        lg_fatal("out of memory");
-    return d;
-}
+#include "xalloc.h"
 
 void lg__xds_stream_init(lg__xds_stream_t *s, const lg__xds_stream_hooks_t *hooks, void *owner, int delta,
                          const Envoy__Config__Core__V3__Node *node, int node_once)
@@ -104,7 +97,7 @@ static void answer(lg__xds_stream_t *s, lg__xds_sub_t *sub, int accepted, const 
         sub->reject_streak = 0;
         return;
     }
-    sub->nack = xstrdup(error[0] != '\0' ? error : "rejected by legate");
+    sub->nack = lg_xstrdup(error[0] != '\0' ? error : "rejected by legate");
     if (sub->reject_streak > 0 && sub->rejected_hash == hash) {
         ++sub->reject_streak;
         uint64_t hold = LG__XDS_NACK_HOLD_BASE_MS;
@@ -124,7 +117,7 @@ static void answer(lg__xds_stream_t *s, lg__xds_sub_t *sub, int accepted, const 
 static void set_nonce(lg__xds_sub_t *sub, const char *nonce)
 {
     free(sub->nonce);
-    sub->nonce = xstrdup(nonce);
+    sub->nonce = lg_xstrdup(nonce);
 }
 
 /* The subscription a response is for, or NULL (then it is ignored, as Envoy does: no watcher). */
@@ -176,7 +169,7 @@ static void handle_sotw(lg__xds_stream_t *s, const Envoy__Service__Discovery__V3
                 lg__xds_set_add(&now_names, d.names[i]);
             for (size_t i = 0; i < sub->known.n; ++i)
                 if (lg__xds_set_find(&now_names, sub->known.v[i].name) == NULL)
-                    removed[n_removed++] = xstrdup(sub->known.v[i].name);
+                    removed[n_removed++] = lg_xstrdup(sub->known.v[i].name);
             lg__xds_set_clear(&now_names);
         }
         lg_xds_update_t u = {.type = type,
@@ -196,7 +189,7 @@ static void handle_sotw(lg__xds_stream_t *s, const Envoy__Service__Discovery__V3
     }
     if (rc == 0) {
         free(sub->version_info);
-        sub->version_info = xstrdup(r->version_info);
+        sub->version_info = lg_xstrdup(r->version_info);
         if (full_state)
             lg__xds_set_clear(&sub->known);
         for (size_t i = 0; i < d.n; ++i)
@@ -262,7 +255,7 @@ static void handle_delta(lg__xds_stream_t *s, const Envoy__Service__Discovery__V
     }
     if (rc == 0) {
         free(sub->version_info);
-        sub->version_info = xstrdup(r->system_version_info);
+        sub->version_info = lg_xstrdup(r->system_version_info);
         for (size_t i = 0; i < d.n; ++i)
             lg__xds_entry_set_version(lg__xds_set_add(&sub->known, d.names[i]), d.versions[i]);
         for (size_t i = 0; i < d.n_removed; ++i)

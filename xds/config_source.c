@@ -21,6 +21,7 @@
 #include "pb_registry.h"
 #include "tls_internal.h"
 #include "xds/xds_internal.h"
+#include "xalloc.h"
 
 typedef Envoy__Config__Core__V3__ApiConfigSource api_source_t;
 typedef Envoy__Config__Core__V3__ConfigSource config_source_t;
@@ -54,14 +55,6 @@ uint64_t lg__xds_fetch_timeout_ms(const config_source_t *cs)
     if (d->seconds < 0 || d->nanos < 0)
         return 0;
     return (uint64_t)d->seconds * 1000 + (uint64_t)d->nanos / 1000000;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s != NULL ? s : "");
-    if (d == NULL)
-        lg_fatal("out of memory");
-    return d;
 }
 
 static char *xasprintf(const char *fmt, const char *a, const char *b)
@@ -166,7 +159,7 @@ static int cluster_tls(const Envoy__Config__Cluster__V3__Cluster *c, const char 
     int ret = -1;
     t->creds = LG__XDS_CREDS_TLS;
     if (u->sni[0] != '\0')
-        t->sni = xstrdup(u->sni);
+        t->sni = lg_xstrdup(u->sni);
     if (common != NULL) {
         const Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext *vc = NULL;
         if (common->validation_context_type_case ==
@@ -210,7 +203,7 @@ static int envoy_grpc_target(const bootstrap_t *b, const Envoy__Config__Core__V3
         return lg_error_set(err, "%s.envoy_grpc.cluster_name: unknown static cluster \"%s\"", path, eg->cluster_name);
     if (cluster_target(c, path, &t->target, err) != 0 || cluster_tls(c, path, t, err) != 0)
         return -1;
-    t->authority = xstrdup(eg->authority[0] != '\0' ? eg->authority : eg->cluster_name);
+    t->authority = lg_xstrdup(eg->authority[0] != '\0' ? eg->authority : eg->cluster_name);
     t->max_receive_bytes = eg->max_receive_message_length != NULL && eg->max_receive_message_length->value > 0
                                ? (long)eg->max_receive_message_length->value
                                : -1;
@@ -246,7 +239,7 @@ static int google_grpc_target(const Envoy__Config__Core__V3__GrpcService__Google
             break;
         }
     }
-    t->target = xstrdup(gg->target_uri);
+    t->target = lg_xstrdup(gg->target_uri);
     t->max_receive_bytes = -1;
     t->key = xasprintf("google_grpc:%s%s", gg->target_uri, t->creds == LG__XDS_CREDS_TLS ? "|tls" : "");
     return 0;
@@ -274,8 +267,8 @@ static int grpc_service_target(const bootstrap_t *b, const grpc_service_t *gs, c
             lg_fatal("out of memory");
         for (size_t i = 0; i < gs->n_initial_metadata; ++i) {
             const Envoy__Config__Core__V3__HeaderValue *h = gs->initial_metadata[i];
-            t->md_keys[i] = xstrdup(h->key);
-            t->md_values[i] = xstrdup(h->value);
+            t->md_keys[i] = lg_xstrdup(h->key);
+            t->md_values[i] = lg_xstrdup(h->value);
             for (char *p = t->md_keys[i]; *p != '\0'; ++p)
                 if (*p >= 'A' && *p <= 'Z')
                     *p = (char)(*p - 'A' + 'a');

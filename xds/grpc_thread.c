@@ -24,6 +24,7 @@
 #include <h2o/multithread.h>
 
 #include "log.h"
+#include "xalloc.h"
 
 #ifndef LG_VERSION
 #define LG_VERSION "0.0.0"
@@ -358,14 +359,6 @@ static grpc_arg str_arg(const char *key, const char *value)
     return a;
 }
 
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (d == NULL)
-        lg_fatal("out of memory");
-    return d;
-}
-
 lg__xds_channel_t *lg__xds_channel_new(lg__xds_grpc_t *g, const lg__xds_target_t *t, lg_error_t *err)
 {
     grpc_channel_credentials *creds;
@@ -425,8 +418,8 @@ lg__xds_channel_t *lg__xds_channel_new(lg__xds_grpc_t *g, const lg__xds_target_t
         if (ch->md_keys == NULL || ch->md_values == NULL)
             lg_fatal("out of memory");
         for (size_t i = 0; i < t->n_metadata; ++i) {
-            ch->md_keys[i] = xstrdup(t->md_keys[i]);
-            ch->md_values[i] = xstrdup(t->md_values[i]);
+            ch->md_keys[i] = lg_xstrdup(t->md_keys[i]);
+            ch->md_values[i] = lg_xstrdup(t->md_values[i]);
         }
         ch->n_md = t->n_metadata;
     }

@@ -21,14 +21,7 @@
 
 #include "log.h"
 #include "xds/xds_internal.h"
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s != NULL ? s : "");
-    if (d == NULL)
-        lg_fatal("out of memory");
-    return d;
-}
+#include "xalloc.h"
 
 /* ------------------------------------------------------------------------------------------- */
 /* Sorted sets                                                                                 */
@@ -76,7 +69,7 @@ lg__xds_entry_t *lg__xds_set_add(lg__xds_set_t *s, const char *name)
         s->cap = cap;
     }
     memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof(*s->v));
-    s->v[i] = (lg__xds_entry_t){.name = xstrdup(name)};
+    s->v[i] = (lg__xds_entry_t){.name = lg_xstrdup(name)};
     ++s->n;
     return &s->v[i];
 }
@@ -107,7 +100,7 @@ void lg__xds_set_clear(lg__xds_set_t *s)
 void lg__xds_entry_set_version(lg__xds_entry_t *e, const char *version)
 {
     free(e->version);
-    e->version = version != NULL ? xstrdup(version) : NULL;
+    e->version = version != NULL ? lg_xstrdup(version) : NULL;
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -172,7 +165,7 @@ int lg__xds_sub_set_names(lg__xds_sub_t *s, const char *const *names, const uint
     /* Removals first (they shift nothing in `next`), then additions. */
     for (size_t i = 0; i < s->names.n;) {
         if (lg__xds_set_find(&next, s->names.v[i].name) == NULL) {
-            char *name = xstrdup(s->names.v[i].name);
+            char *name = lg_xstrdup(s->names.v[i].name);
             removed(s, name, delta);
             free(name);
             changed = 1;

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "xds/grpc_thread.h"
 #include "xds/xds_internal.h"
+#include "xalloc.h"
 
 #ifndef LG_VERSION
 #define LG_VERSION "0.0.0"
@@ -121,14 +122,6 @@ struct st_lg_xds_client_t {
 
 static const lg__xds_stream_hooks_t stream_hooks;
 static const lg__xds_call_cbs_t call_cbs;
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s != NULL ? s : "");
-    if (d == NULL)
-        lg_fatal("out of memory");
-    return d;
-}
 
 static uint64_t wall_ms(void)
 {
@@ -387,7 +380,7 @@ static lg__xds_channel_t *channel_for(lg_xds_client_t *c, const lg__xds_target_t
     if (v == NULL)
         lg_fatal("out of memory");
     c->channels = v;
-    c->channels[c->n_channels++] = (channel_entry_t){.key = xstrdup(t->key), .channel = ch};
+    c->channels[c->n_channels++] = (channel_entry_t){.key = lg_xstrdup(t->key), .channel = ch};
     return ch;
 }
 
@@ -509,7 +502,7 @@ static void hook_on_result(lg__xds_stream_t *s, lg_xds_type_t type, int accepted
     if (accepted) {
         ++st->accepted;
         free(st->version);
-        st->version = xstrdup(version_info);
+        st->version = lg_xstrdup(version_info);
         st->updated_ms = now;
         free(st->error);
         free(st->error_version);
@@ -526,8 +519,8 @@ static void hook_on_result(lg__xds_stream_t *s, lg_xds_type_t type, int accepted
         ++st->rejected;
         free(st->error);
         free(st->error_version);
-        st->error = xstrdup(error);
-        st->error_version = xstrdup(version_info);
+        st->error = lg_xstrdup(error);
+        st->error_version = lg_xstrdup(version_info);
         st->error_ms = now;
         STAT_INC(c, type, update_rejected);
         lg_warn(xds, "gRPC config for %s rejected (version \"%s\"): %s", lg_xds_type_url(type), version_info, error);
@@ -584,7 +577,7 @@ static Envoy__Config__Core__V3__Node *make_node(const Envoy__Config__Bootstrap__
     /* The unpacked copy's strings are malloc'd one by one: replacing them keeps it freeable. */
     if (node->user_agent_name != protobuf_c_empty_string)
         free(node->user_agent_name);
-    node->user_agent_name = xstrdup("legate");
+    node->user_agent_name = lg_xstrdup("legate");
     if (node->user_agent_version_type_case == ENVOY__CONFIG__CORE__V3__NODE__USER_AGENT_VERSION_TYPE_USER_AGENT_VERSION &&
         node->user_agent_version != protobuf_c_empty_string)
         free(node->user_agent_version);
@@ -592,7 +585,7 @@ static Envoy__Config__Core__V3__Node *make_node(const Envoy__Config__Bootstrap__
              ENVOY__CONFIG__CORE__V3__NODE__USER_AGENT_VERSION_TYPE_USER_AGENT_BUILD_VERSION)
         envoy__config__core__v3__build_version__free_unpacked(node->user_agent_build_version, NULL);
     node->user_agent_version_type_case = ENVOY__CONFIG__CORE__V3__NODE__USER_AGENT_VERSION_TYPE_USER_AGENT_VERSION;
-    node->user_agent_version = xstrdup(LG_VERSION);
+    node->user_agent_version = lg_xstrdup(LG_VERSION);
     return node;
 }
 

@@ -16,6 +16,7 @@
 #include "envoy/config/route/v3/route.pb-c.h"
 #include "log.h"
 #include "xds/xds_internal.h"
+#include "xalloc.h"
 
 static const char *const type_urls[LG_XDS__NTYPES] = {
     [LG_XDS_CDS] = LG_XDS_CLUSTER_TYPE_URL,
@@ -99,14 +100,6 @@ uint64_t lg__xds_hash(uint64_t h, const void *data, size_t len)
     return h;
 }
 
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s != NULL ? s : "");
-    if (d == NULL)
-        lg_fatal("out of memory");
-    return d;
-}
-
 static void push(lg__xds_decoded_t *d, ProtobufCMessage *m, const char *name, const char *version)
 {
     if (d->n == d->cap) {
@@ -119,8 +112,8 @@ static void push(lg__xds_decoded_t *d, ProtobufCMessage *m, const char *name, co
         d->cap = cap;
     }
     d->msgs[d->n] = m;
-    d->names[d->n] = xstrdup(name);
-    d->versions[d->n] = xstrdup(version);
+    d->names[d->n] = lg_xstrdup(name);
+    d->versions[d->n] = lg_xstrdup(version);
     ++d->n;
 }
 
@@ -247,9 +240,9 @@ int lg__xds_decode_delta(lg_xds_type_t type, const Envoy__Service__Discovery__V3
         if (out->removed == NULL)
             lg_fatal("out of memory");
         for (size_t i = 0; i < r->n_removed_resources; ++i)
-            out->removed[out->n_removed++] = xstrdup(r->removed_resources[i]);
+            out->removed[out->n_removed++] = lg_xstrdup(r->removed_resources[i]);
         for (size_t i = 0; i < r->n_removed_resource_names; ++i)
-            out->removed[out->n_removed++] = xstrdup(r->removed_resource_names[i]->name);
+            out->removed[out->n_removed++] = lg_xstrdup(r->removed_resource_names[i]->name);
     }
     ret = 0;
 exit:
