@@ -145,6 +145,11 @@ void lg_hcm_conn_closed(lg_hcm_conn_t *conn)
         for (size_t i = 0; i < conn->listener->n_access_logs; ++i)
             lg_access_log_emit(conn->listener->access_logs[i], conn->worker->id, &info, NULL, NULL, NULL);
     }
+    while (conn->filter_states != NULL) {
+        lg_hcm_filter_state_t *fs = conn->filter_states;
+        conn->filter_states = fs->next;
+        free(fs);
+    }
     lg_stats_dec(conn->worker->stats, conn->config->stats->downstream_cx_active);
     lg_stats_dec(conn->worker->stats, conn->listener->stat_cx_active);
     h2o_linklist_unlink(&conn->worker_link);
@@ -902,8 +907,10 @@ static const char *default_body(int status)
     }
 }
 
-void lg_stream_send_local_reply(lg_stream_t *s, int status, const char *body, const char *flag, const char *details)
+static void send_local_reply(lg_stream_t *s, const lg_local_reply_t *reply)
 {
+    int status = reply->status;
+    const char *body = reply->body, *flag = reply->flag, *details = reply->details;
     if (s->destroyed || s->local_reply_sent)
         return;
     if (flag != NULL) {
@@ -928,13 +935,15 @@ void lg_stream_send_local_reply(lg_stream_t *s, int status, const char *body, co
         body = default_body(status);
     lg_response_head_t *r = h2o_mem_alloc_pool(&s->pool, sizeof(*r));
     memset(r, 0, sizeof(*r));
+    if (reply->headers != NULL)
+        lg_headers_copy(&s->pool, &r->headers, reply->headers);
     s->response = r;
     s->response_started = 1;
     size_t blen = strlen(body);
     if (is_grpc_request(s->request)) {
         /* Trailers-only gRPC response: status 200, grpc-status and grpc-message in the head. */
         char code[16];
-        snprintf(code, sizeof(code), "%d", http_to_grpc_status(status));
+        snprintf(code, sizeof(code), "%d", reply->grpc_status >= 0 ? reply->grpc_status : http_to_grpc_status(status));
         r->status = 200;
         r->content_length = -1;
         lg_headers_add(&s->pool, &r->headers, LG_LIT("content-type"), LG_LIT("application/grpc"));
@@ -960,6 +969,17 @@ void lg_stream_send_local_reply(lg_stream_t *s, int status, const char *body, co
         s->response_complete = 1;
     }
     stream_maybe_destroy(s);
+}
+
+void lg_stream_send_local_reply(lg_stream_t *s, int status, const char *body, const char *flag, const char *details)
+{
+    lg_local_reply_t reply = {.status = status, .body = body, .flag = flag, .details = details, .grpc_status = -1};
+    send_local_reply(s, &reply);
+}
+
+void lg_filter_send_local_reply_ex(lg_filter_t *f, const lg_local_reply_t *reply)
+{
+    send_local_reply(f->stream, reply);
 }
 
 void lg_filter_send_local_reply(lg_filter_t *f, int status, const char *body, const char *flag, const char *details)
@@ -1013,6 +1033,21 @@ const void *lg_filter_per_route_config(lg_filter_t *f)
     lg_stream_t *s = f->stream;
     const lg_route_t *r = lg_filter_route(f);
     return r != NULL ? lg_route_per_filter_config(r, s->weighted_cluster, f->name) : NULL;
+}
+
+void *lg_filter_connection_state(lg_filter_t *f, const void *key, size_t size)
+{
+    lg_hcm_conn_t *conn = f->stream->conn;
+    for (lg_hcm_filter_state_t *fs = conn->filter_states; fs != NULL; fs = fs->next)
+        if (fs->key == key)
+            return fs->data;
+    lg_hcm_filter_state_t *fs = calloc(1, offsetof(lg_hcm_filter_state_t, data) + size);
+    if (fs == NULL)
+        lg_fatal("out of memory");
+    fs->key = key;
+    fs->next = conn->filter_states;
+    conn->filter_states = fs;
+    return fs->data;
 }
 
 lg_worker_t *lg_filter_worker(lg_filter_t *f)

@@ -9,6 +9,8 @@
 #ifndef LG_CONN_MANAGER_H
 #define LG_CONN_MANAGER_H
 
+#include <stddef.h>
+
 #include <h2o/linklist.h>
 #include <h2o/socket.h>
 #include <h2o/timeout.h>
@@ -33,6 +35,13 @@ typedef struct st_lg_hcm_stats_t {
         downstream_rq_time; /* histogram (ms) */
 } lg_hcm_stats_t;
 
+/* Storage a filter keeps per downstream connection (lg_filter_connection_state). */
+typedef struct st_lg_hcm_filter_state_t {
+    struct st_lg_hcm_filter_state_t *next;
+    const void *key;
+    _Alignas(max_align_t) unsigned char data[];
+} lg_hcm_filter_state_t;
+
 struct st_lg_hcm_conn_t {
     struct st_lg_worker_t *worker;
     lg_snapshot_t *snapshot; /* referenced for the connection's life */
@@ -52,6 +61,7 @@ struct st_lg_hcm_conn_t {
     h2o_linklist_t worker_link; /* in lg_worker_t.connections */
     h2o_timeout_entry_t duration_timer; /* max_connection_duration */
     uint64_t start_ms, start_mono_ns;   /* for the listener's access log */
+    lg_hcm_filter_state_t *filter_states; /* freed with the connection */
     int closed;
 };
 

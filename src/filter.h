@@ -111,6 +111,18 @@ void lg_filter_continue_encoding(lg_filter_t *f);
  */
 void lg_filter_send_local_reply(lg_filter_t *f, int status, const char *body, const char *flag,
                                 const char *details);
+/* A local reply with more than a status and a body. */
+typedef struct st_lg_local_reply_t {
+    int status;
+    const char *body;            /* NULL: the status's default text */
+    const char *flag;            /* response flag for the access log ("RL"), or NULL */
+    const char *details;         /* response code details */
+    const lg_headers_t *headers; /* added to the reply (copied); may be NULL */
+    int grpc_status;             /* for gRPC requests; -1: mapped from status as Envoy does */
+} lg_local_reply_t;
+
+/** As lg_filter_send_local_reply, with headers and a gRPC status of the filter's choosing. */
+void lg_filter_send_local_reply_ex(lg_filter_t *f, const lg_local_reply_t *reply);
 /** Starts the response from the terminal filter (router): it runs the encode chain, then the codec. */
 void lg_filter_encode_headers(lg_filter_t *f, lg_response_head_t *head, int end_stream);
 void lg_filter_encode_data(lg_filter_t *f, const void *data, size_t len, int end_stream);
@@ -127,6 +139,12 @@ void lg_filter_clear_route(lg_filter_t *f);
 /** The most specific typed_per_filter_config for this filter (route, then vhost, then route
  * config), as built by create_per_route_config, or NULL. */
 const void *lg_filter_per_route_config(lg_filter_t *f);
+/**
+ * Storage for `key` (a filter passes its config) that lives as long as the downstream connection:
+ * `size` zeroed bytes on first use, the same block afterwards; freed with the connection. For
+ * per-connection state such as local_ratelimit's per-connection buckets. Worker thread.
+ */
+void *lg_filter_connection_state(lg_filter_t *f, const void *key, size_t size);
 /** The worker this stream runs on. */
 struct st_lg_worker_t *lg_filter_worker(lg_filter_t *f);
 /** The config snapshot the stream started under (clusters are looked up in it). */

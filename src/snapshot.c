@@ -25,12 +25,14 @@
 #include "log.h"
 #include "path.h"
 #include "pb_registry.h"
+#include "rate_limit_actions.h"
 #include "route_table.h"
 #include "stats.h"
 #include "tls_context.h"
 #include "upstream_pool.h"
 #include "xds/xds_client.h"
 #include "access_log.h"
+#include "xalloc.h"
 
 typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager hcm_pb_t;
 
@@ -61,22 +63,6 @@ __attribute__((format(printf, 2, 3))) static int bfail(build_t *b, const char *f
 static int is_empty_str(const char *s)
 {
     return s == NULL || s[0] == '\0';
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s != NULL ? s : "");
-    if (d == NULL)
-        lg_fatal("out of memory");
-    return d;
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (p == NULL)
-        lg_fatal("out of memory");
-    return p;
 }
 
 static uint64_t duration_ms(const Google__Protobuf__Duration *d, uint64_t dflt)
@@ -156,7 +142,7 @@ static int build_hosts(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluster
     size_t n = 0;
     for (size_t i = 0; la != NULL && i < la->n_endpoints; ++i)
         n += la->endpoints[i]->n_lb_endpoints;
-    c->hosts = xcalloc(n, sizeof(*c->hosts));
+    c->hosts = lg_xcalloc(n, sizeof(*c->hosts));
     size_t m0 = lg_path_push_field(&b->path, "load_assignment");
     for (size_t i = 0; la != NULL && i < la->n_endpoints; ++i) {
         const Envoy__Config__Endpoint__V3__LocalityLbEndpoints *lle = la->endpoints[i];
@@ -187,14 +173,14 @@ static int build_hosts(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluster
                 lg_path_pop(&b->path, m1);
                 continue;
             }
-            lg_host_t *h = xcalloc(1, sizeof(*h));
+            lg_host_t *h = lg_xcalloc(1, sizeof(*h));
             c->hosts[c->n_hosts] = h;
             h->index = (unsigned)c->n_hosts++;
             h->addr = addr;
             h->addrlen = addrlen;
             char buf[128];
-            h->address_string = xstrdup(lg_sockaddr_to_string(&h->addr, buf, sizeof(buf), 1));
-            h->hostname = xstrdup(!is_empty_str(e->endpoint->hostname) ? e->endpoint->hostname : sa->address);
+            h->address_string = lg_xstrdup(lg_sockaddr_to_string(&h->addr, buf, sizeof(buf), 1));
+            h->hostname = lg_xstrdup(!is_empty_str(e->endpoint->hostname) ? e->endpoint->hostname : sa->address);
             h->weight = u32(e->load_balancing_weight, 1);
             if (h->weight == 0)
                 h->weight = 1;
@@ -247,7 +233,7 @@ static void cluster_protocol(lg_cluster_t *c, const Envoy__Config__Cluster__V3__
 static int fill_cluster(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluster__V3__Cluster *pb)
 {
     const lg_srcmap_t *map = &b->bootstrap->srcmap;
-    c->name = xstrdup(pb->name);
+    c->name = lg_xstrdup(pb->name);
     c->connect_timeout_ms = duration_ms(pb->connect_timeout, 5000);
     c->per_connection_buffer_limit = u32(pb->per_connection_buffer_limit_bytes, 1024 * 1024);
     switch (pb->lb_policy) {
@@ -288,7 +274,7 @@ static int fill_cluster(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluste
                 return -1;
             }
             lg_path_pop(&b->path, mark);
-            c->sni = xstrdup(u->sni);
+            c->sni = lg_xstrdup(u->sni);
         }
         lg_pb_any_close(m, owned);
     }
@@ -307,7 +293,7 @@ static int fill_cluster(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluste
 
 static lg_cluster_t *build_cluster(build_t *b, const Envoy__Config__Cluster__V3__Cluster *pb)
 {
-    lg_cluster_t *c = xcalloc(1, sizeof(*c));
+    lg_cluster_t *c = lg_xcalloc(1, sizeof(*c));
     if (fill_cluster(b, c, pb) != 0) {
         free_cluster(c);
         return NULL;
@@ -367,26 +353,27 @@ static void destroy_per_route(void *ctx, const char *filter_name, void *config)
         f->ops->destroy_per_route_config(config);
 }
 
-/* Route rate_limits only feed the global rate-limit filter; until it is built they describe
- * nothing that runs (the filter itself is refused when serving), so they are accepted as data. */
+/* Route and virtual host rate_limits: the descriptors the rate-limit filters read. */
 static void *build_rate_limits(void *ctx, Envoy__Config__Route__V3__RateLimit *const *limits, size_t n,
                                const lg_path_t *path, lg_error_t *err)
 {
-    static int accepted;
-    return &accepted;
+    const lg_bootstrap_t *bootstrap = ctx;
+    const char *local_cluster = bootstrap->pb->node != NULL ? bootstrap->pb->node->cluster : NULL;
+    return lg_rate_limits_build(limits, n, local_cluster, err);
 }
 
 static void destroy_rate_limits(void *ctx, void *limits)
 {
+    lg_rate_limits_free(limits);
 }
 
 static int build_http_filters(build_t *b, lg_hcm_config_t *h, const hcm_pb_t *pb)
 {
-    h->filters = xcalloc(pb->n_http_filters, sizeof(*h->filters));
+    h->filters = lg_xcalloc(pb->n_http_filters, sizeof(*h->filters));
     for (size_t i = 0; i < pb->n_http_filters; ++i) {
         const Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpFilter *hf = pb->http_filters[i];
         lg_filter_factory_entry_t *e = &h->filters[h->n_filters++];
-        e->name = xstrdup(hf->name);
+        e->name = lg_xstrdup(hf->name);
         e->disabled = hf->disabled;
         size_t mark = lg_path_push_field(&b->path, "http_filters");
         lg_path_push_index(&b->path, i);
@@ -428,7 +415,7 @@ static int build_http_filters(build_t *b, lg_hcm_config_t *h, const hcm_pb_t *pb
 
 static int fill_hcm(build_t *b, lg_hcm_config_t *h, const hcm_pb_t *pb)
 {
-    h->stat_prefix = xstrdup(pb->stat_prefix);
+    h->stat_prefix = lg_xstrdup(pb->stat_prefix);
     h->stats = lg_hcm_stats_for(pb->stat_prefix);
     h->codec_type = pb->codec_type == 1 ? LG_CODEC_HTTP1 : pb->codec_type == 2 ? LG_CODEC_HTTP2 : LG_CODEC_AUTO;
     const Envoy__Config__Core__V3__HttpProtocolOptions *common = pb->common_http_protocol_options;
@@ -444,7 +431,7 @@ static int fill_hcm(build_t *b, lg_hcm_config_t *h, const hcm_pb_t *pb)
     h->drain_timeout_ms = duration_ms(pb->drain_timeout, 5000);
     h->delayed_close_timeout_ms = duration_ms(pb->delayed_close_timeout, 1000);
     h->max_requests_per_connection = u32(common != NULL ? common->max_requests_per_connection : NULL, 0);
-    h->server_name = xstrdup(pb->server_name != NULL && pb->server_name[0] != '\0' ? pb->server_name : "envoy");
+    h->server_name = lg_xstrdup(pb->server_name != NULL && pb->server_name[0] != '\0' ? pb->server_name : "envoy");
     h->server_header_transformation = (int)pb->server_header_transformation;
     h->use_remote_address = boolv(pb->use_remote_address, 0);
     h->xff_num_trusted_hops = pb->xff_num_trusted_hops;
@@ -472,7 +459,7 @@ static int fill_hcm(build_t *b, lg_hcm_config_t *h, const hcm_pb_t *pb)
 
     if (build_http_filters(b, h, pb) != 0)
         return -1;
-    h->access_logs = xcalloc(pb->n_access_log, sizeof(*h->access_logs));
+    h->access_logs = lg_xcalloc(pb->n_access_log, sizeof(*h->access_logs));
     for (size_t i = 0; i < pb->n_access_log; ++i) {
         size_t mark = lg_path_push_field(&b->path, "access_log");
         lg_path_push_index(&b->path, i);
@@ -501,7 +488,7 @@ static int fill_hcm(build_t *b, lg_hcm_config_t *h, const hcm_pb_t *pb)
         lg_path_pop(&b->path, mark);
     } else if (pb->route_specifier_case ==
                ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_RDS) {
-        h->rds_name = xstrdup(pb->rds->route_config_name);
+        h->rds_name = lg_xstrdup(pb->rds->route_config_name);
         const Envoy__Config__Route__V3__RouteConfiguration *rc =
             b->src->find_route != NULL ? b->src->find_route(b->src->ctx, h->rds_name) : NULL;
         if (rc != NULL) {
@@ -524,7 +511,7 @@ static int fill_hcm(build_t *b, lg_hcm_config_t *h, const hcm_pb_t *pb)
 
 static lg_hcm_config_t *build_hcm(build_t *b, const hcm_pb_t *pb)
 {
-    lg_hcm_config_t *h = xcalloc(1, sizeof(*h));
+    lg_hcm_config_t *h = lg_xcalloc(1, sizeof(*h));
     if (fill_hcm(b, h, pb) != 0) {
         free_hcm(h);
         return NULL;
@@ -535,12 +522,12 @@ static lg_hcm_config_t *build_hcm(build_t *b, const hcm_pb_t *pb)
 static int fill_chain(build_t *b, lg_filter_chain_t *fc, const Envoy__Config__Listener__V3__FilterChain *pb)
 {
     const lg_srcmap_t *map = &b->bootstrap->srcmap;
-    fc->name = xstrdup(pb->name);
+    fc->name = lg_xstrdup(pb->name);
     if (pb->filter_chain_match != NULL) {
         fc->n_server_names = pb->filter_chain_match->n_server_names;
-        fc->server_names = xcalloc(fc->n_server_names, sizeof(char *));
+        fc->server_names = lg_xcalloc(fc->n_server_names, sizeof(char *));
         for (size_t i = 0; i < fc->n_server_names; ++i)
-            fc->server_names[i] = xstrdup(pb->filter_chain_match->server_names[i]);
+            fc->server_names[i] = lg_xstrdup(pb->filter_chain_match->server_names[i]);
     }
     for (size_t i = 0; i < pb->n_filters; ++i) {
         const Envoy__Config__Listener__V3__Filter *f = pb->filters[i];
@@ -590,7 +577,7 @@ static int fill_chain(build_t *b, lg_filter_chain_t *fc, const Envoy__Config__Li
 
 static lg_filter_chain_t *build_chain(build_t *b, const Envoy__Config__Listener__V3__FilterChain *pb)
 {
-    lg_filter_chain_t *fc = xcalloc(1, sizeof(*fc));
+    lg_filter_chain_t *fc = lg_xcalloc(1, sizeof(*fc));
     if (fill_chain(b, fc, pb) != 0) {
         free_chain(fc);
         return NULL;
@@ -618,12 +605,12 @@ static int fill_listener(build_t *b, lg_listener_t *l, const Envoy__Config__List
     } else {
         snprintf(buf, sizeof(buf), "%s_%u", sa->address, sa->port_value);
     }
-    l->address_string = xstrdup(buf);
+    l->address_string = lg_xstrdup(buf);
     l->stat_cx_total = lg_stats_registerf(LG_STAT_COUNTER, "listener.%s.downstream_cx_total", buf);
     l->stat_cx_active = lg_stats_registerf(LG_STAT_GAUGE, "listener.%s.downstream_cx_active", buf);
-    l->name = xstrdup(pb->name != NULL && pb->name[0] != '\0' ? pb->name : buf);
+    l->name = lg_xstrdup(pb->name != NULL && pb->name[0] != '\0' ? pb->name : buf);
     l->per_connection_buffer_limit = u32(pb->per_connection_buffer_limit_bytes, 1024 * 1024);
-    l->access_logs = xcalloc(pb->n_access_log, sizeof(*l->access_logs));
+    l->access_logs = lg_xcalloc(pb->n_access_log, sizeof(*l->access_logs));
     for (size_t i = 0; i < pb->n_access_log; ++i) {
         size_t al_mark = lg_path_push_field(&b->path, "access_log");
         lg_path_push_index(&b->path, i);
@@ -638,7 +625,7 @@ static int fill_listener(build_t *b, lg_listener_t *l, const Envoy__Config__List
         }
         lg_path_pop(&b->path, al_mark);
     }
-    l->chains = xcalloc(pb->n_filter_chains, sizeof(*l->chains));
+    l->chains = lg_xcalloc(pb->n_filter_chains, sizeof(*l->chains));
     int any_tls = 0;
     for (size_t i = 0; i < pb->n_filter_chains; ++i) {
         size_t m1 = lg_path_push_field(&b->path, "filter_chains");
@@ -659,7 +646,7 @@ static int fill_listener(build_t *b, lg_listener_t *l, const Envoy__Config__List
     }
     if (any_tls) {
         /* The selector's chain i is l->chains[i]; the default chain comes last. */
-        lg_tls_sni_chain_t *sni = xcalloc(l->n_chains + 1, sizeof(*sni));
+        lg_tls_sni_chain_t *sni = lg_xcalloc(l->n_chains + 1, sizeof(*sni));
         for (size_t i = 0; i < l->n_chains; ++i)
             sni[i] = (lg_tls_sni_chain_t){l->chains[i]->server_names, l->chains[i]->n_server_names, l->chains[i]->tls};
         if (l->default_chain != NULL)
@@ -677,7 +664,7 @@ static int fill_listener(build_t *b, lg_listener_t *l, const Envoy__Config__List
 
 static lg_listener_t *build_listener(build_t *b, const Envoy__Config__Listener__V3__Listener *pb)
 {
-    lg_listener_t *l = xcalloc(1, sizeof(*l));
+    lg_listener_t *l = lg_xcalloc(1, sizeof(*l));
     if (fill_listener(b, l, pb) != 0) {
         free_listener(l);
         return NULL;
@@ -691,11 +678,11 @@ lg_snapshot_t *lg_snapshot_build_from(const lg_bootstrap_t *bootstrap, const lg_
     static uint64_t version;
     build_t b = {.bootstrap = bootstrap, .err = err, .validate_only = validate_only, .src = src};
     lg_path_init(&b.path);
-    lg_snapshot_t *s = xcalloc(1, sizeof(*s));
+    lg_snapshot_t *s = lg_xcalloc(1, sizeof(*s));
     atomic_init(&s->refcnt, 1);
     s->version = ++version;
     b.snap = s;
-    s->clusters = xcalloc(src->n_clusters, sizeof(*s->clusters));
+    s->clusters = lg_xcalloc(src->n_clusters, sizeof(*s->clusters));
     for (size_t i = 0; i < src->n_clusters; ++i) {
         size_t mark = lg_path_push_field(&b.path, src->clusters_path);
         lg_path_push_index(&b.path, i);
@@ -708,7 +695,7 @@ lg_snapshot_t *lg_snapshot_build_from(const lg_bootstrap_t *bootstrap, const lg_
     qsort(s->clusters, s->n_clusters, sizeof(*s->clusters), compare_clusters);
     for (size_t i = 0; i < s->n_clusters; ++i)
         s->clusters[i]->index = (unsigned)i;
-    s->listeners = xcalloc(src->n_listeners, sizeof(*s->listeners));
+    s->listeners = lg_xcalloc(src->n_listeners, sizeof(*s->listeners));
     for (size_t i = 0; i < src->n_listeners; ++i) {
         size_t mark = lg_path_push_field(&b.path, src->listeners_path);
         lg_path_push_index(&b.path, i);
