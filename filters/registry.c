@@ -7,6 +7,7 @@
 
 #include "filters/local_ratelimit/local_ratelimit.h"
 #include "filters/passthrough/passthrough.h"
+#include "filters/ratelimit/ratelimit.h"
 #include "filters/router/router.h"
 
 static const lg_filter_factory_t factories[] = {
@@ -19,7 +20,8 @@ static const lg_filter_factory_t factories[] = {
     {LG_FILTER_HTTP, "envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz", 0, NULL},
     {LG_FILTER_HTTP, "envoy.filters.http.local_ratelimit",
      "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit", 0, &lg_local_ratelimit_ops},
-    {LG_FILTER_HTTP, "envoy.filters.http.ratelimit", "envoy.extensions.filters.http.ratelimit.v3.RateLimit", 0, NULL},
+    {LG_FILTER_HTTP, "envoy.filters.http.ratelimit", "envoy.extensions.filters.http.ratelimit.v3.RateLimit", 0,
+     &lg_ratelimit_ops},
 };
 
 const lg_filter_factory_t *lg_filter_registry_find(lg_filter_kind_t kind, const char *name,

@@ -201,12 +201,9 @@ def test_bucket_refills_after_fill_interval(start_legate, free_port, origin):
      "duplicate descriptor"),
 ])
 def test_config_errors(legate, tmp_path, free_port, bad, message):
-    cfg = lrl(**bad)
-    filters = [{"name": "envoy.filters.http.local_ratelimit", "typed_config": cfg}, bs.router_filter()]
-    chain = bs.filter_chain(bs.hcm([bs.route("/", "app")], http_filters=filters))
     path = tmp_path / "b.yaml"
-    path.write_text(bs.to_yaml(bs.bootstrap([bs.listener("ingress", free_port(), [chain])],
-                                            [bs.cluster("app", [free_port()])])))
+    path.write_text(bs.to_yaml(bs.with_filter(free_port(), free_port(), "envoy.filters.http.local_ratelimit",
+                                              lrl(**bad))))
     r = legate("--mode", "validate", "-c", str(path))
     assert r.returncode == 1, r
     assert message in r.stdout + r.stderr, r.stdout + r.stderr

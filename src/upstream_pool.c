@@ -86,6 +86,11 @@ const lg_cluster_stats_t *lg_cluster_stats_for(const char *name)
 #undef LG_X
     for (int i = 0; i < LG_STATS_N_CODES; ++i)
         st->upstream_rq_code[i] = lg_stats_registerf(LG_STAT_COUNTER, "cluster.%s.upstream_rq_%d", name, lg_stats_codes[i]);
+    st->ratelimit_ok = lg_stats_registerf(LG_STAT_COUNTER, "cluster.%s.ratelimit.ok", name);
+    st->ratelimit_over_limit = lg_stats_registerf(LG_STAT_COUNTER, "cluster.%s.ratelimit.over_limit", name);
+    st->ratelimit_error = lg_stats_registerf(LG_STAT_COUNTER, "cluster.%s.ratelimit.error", name);
+    st->ratelimit_failure_mode_allowed =
+        lg_stats_registerf(LG_STAT_COUNTER, "cluster.%s.ratelimit.failure_mode_allowed", name);
     return st;
 }
 

@@ -40,6 +40,8 @@ typedef struct st_lg_cluster_stats_t {
         upstream_cx_none_healthy, membership_total, membership_healthy, lb_healthy_panic,
         upstream_rq_time; /* histogram (ms) */
     lg_stat_id_t upstream_rq_code[LG_STATS_N_CODES]; /* upstream_rq_<code> for lg_stats_codes */
+    /* the global rate-limit filter's verdicts for requests routed to this cluster (ratelimit.*) */
+    lg_stat_id_t ratelimit_ok, ratelimit_over_limit, ratelimit_error, ratelimit_failure_mode_allowed;
 } lg_cluster_stats_t;
 
 /** Registers the stats of cluster `name` (main thread). */

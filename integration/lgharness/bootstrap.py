@@ -181,5 +181,13 @@ def simple_proxy(listen_port, upstream, *, h2_upstream=False, route_timeout=None
                      [cluster("app", ups, h2=h2_upstream, tls=upstream_tls_ctx, **(cluster_extra or {}))])
 
 
+def with_filter(listen_port, upstream_port, name, typed_config):
+    """One listener whose chain is the HTTP filter `name` (with `typed_config`) then the router,
+    one catch-all route to cluster `app` at `upstream_port`."""
+    filters = [{"name": name, "typed_config": typed_config}, router_filter()]
+    chain = filter_chain(hcm([route("/", "app")], http_filters=filters))
+    return bootstrap([listener("ingress", listen_port, [chain])], [cluster("app", [upstream_port])])
+
+
 def to_yaml(cfg):
     return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False)

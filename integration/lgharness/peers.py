@@ -21,6 +21,9 @@ PEERS = REPO_ROOT / "build" / "peers"
 # v2.2.1+incompatible (the last v2 tag) builds with current dependencies and reports 2.0.0.
 H2SPEC_PKG = "github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible"
 GRPC_VERSION = "v1.83.1"
+# envoyproxy/ratelimit: its tags are from 2020 and the commit peer-tests.md names is not served by
+# the module proxy here; @latest resolves to this pseudo-version (main, 2026-01-22).
+RATELIMIT_PKG = "github.com/envoyproxy/ratelimit/src/service_cmd@v1.4.1-0.20260122083618-3fb702589d36"
 
 
 class BuildError(Exception):
@@ -51,6 +54,11 @@ def go_peer(name, packages, subdir=""):
 
 def h2spec():
     return go_peer("h2spec", [H2SPEC_PKG])
+
+
+def ratelimit_service():
+    """Envoy's reference rate-limit service (binary service_cmd), built once."""
+    return go_peer("service_cmd", [RATELIMIT_PKG], subdir="ratelimit-3fb7025")
 
 
 def grpc_interop():
