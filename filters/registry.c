@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "filters/ext_authz/ext_authz.h"
 #include "filters/local_ratelimit/local_ratelimit.h"
 #include "filters/passthrough/passthrough.h"
 #include "filters/ratelimit/ratelimit.h"
@@ -17,7 +18,8 @@ static const lg_filter_factory_t factories[] = {
     {LG_FILTER_HTTP, "envoy.filters.http.router", "envoy.extensions.filters.http.router.v3.Router", 1, &lg_router_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.jwt_authn",
      "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication", 0, NULL},
-    {LG_FILTER_HTTP, "envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz", 0, NULL},
+    {LG_FILTER_HTTP, "envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz", 0,
+     &lg_ext_authz_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.local_ratelimit",
      "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit", 0, &lg_local_ratelimit_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.ratelimit", "envoy.extensions.filters.http.ratelimit.v3.RateLimit", 0,

@@ -30,13 +30,10 @@ def bucket(max_tokens, fill="3600s", per_fill=None):
     return b
 
 
-def start(start_legate, free_port, origin, filter_cfg, *, routes=None, vh_extra=None, workers=1):
+def start(start_legate, free_port, origin, filter_cfg, *, routes=None, workers=1):
     port, admin_port = free_port(), free_port()
-    filters = [{"name": "envoy.filters.http.local_ratelimit", "typed_config": filter_cfg}, bs.router_filter()]
-    vh = bs.virtual_host(routes or [bs.route("/", "app")], **(vh_extra or {}))
-    chain = bs.filter_chain(bs.hcm(virtual_hosts=[vh], http_filters=filters))
-    cfg = bs.bootstrap([bs.listener("ingress", port, [chain])], [bs.cluster("app", [origin.port])])
-    cfg["admin"] = {"address": bs.address("127.0.0.1", admin_port)}
+    filters = [{"name": "envoy.filters.http.local_ratelimit", "typed_config": filter_cfg}]
+    cfg = bs.filter_proxy(port, admin_port, filters, [bs.cluster("app", [origin.port])], routes)
     lg = start_legate(cfg, ports=[port, admin_port], extra_args=("--concurrency", str(workers)))
     lg.admin = Admin(admin_port)
     return lg

@@ -77,12 +77,9 @@ def proxy(start_legate, free_port, origin, rls_port, *, rate_limits, **filter_cf
            "rate_limit_service": {"grpc_service": {"envoy_grpc": {"cluster_name": "ratelimit"}},
                                   "transport_api_version": "V3"}}
     cfg.update(filter_cfg)
-    filters = [{"name": "envoy.filters.http.ratelimit", "typed_config": cfg}, bs.router_filter()]
-    routes = [bs.route("/", "app", action={"rate_limits": rate_limits})]
-    chain = bs.filter_chain(bs.hcm(routes, http_filters=filters))
-    boot = bs.bootstrap([bs.listener("ingress", port, [chain])],
-                        [bs.cluster("app", [origin.port]), bs.cluster("ratelimit", [rls_port], h2=True)])
-    boot["admin"] = {"address": bs.address("127.0.0.1", admin_port)}
+    boot = bs.filter_proxy(port, admin_port, [{"name": "envoy.filters.http.ratelimit", "typed_config": cfg}],
+                           [bs.cluster("app", [origin.port]), bs.cluster("ratelimit", [rls_port], h2=True)],
+                           [bs.route("/", "app", action={"rate_limits": rate_limits})])
     lg = start_legate(boot, ports=[port, admin_port])
     lg.admin = Admin(admin_port)
     return lg

@@ -16,13 +16,11 @@ reconnect after the server dies (bounded retry count, resubscription with the la
 versions, new config applied within 5 s), initial_fetch_timeout. What it is not: a test of legate
 serving traffic from xDS config (that needs the binary wired to the client).
 """
-import fcntl
 import json
 import os
 import pathlib
 import queue
 import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -31,11 +29,11 @@ import urllib.request
 
 import pytest
 
+from lgharness import peers
 from lgharness.ports import pick_port
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SERVER_SRC = REPO / "integration" / "xds_server"
-PEERS = REPO / "build" / "peers"
 MODES = ["ads", "delta-ads", "xds", "delta"]
 WAIT = 10.0  # seconds: every wait below is bounded by this unless said otherwise
 
@@ -51,20 +49,10 @@ RDS = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 
 def _server_binary():
     """build/peers/xds_server, rebuilt when its sources are newer (go build, module proxy)."""
-    PEERS.mkdir(parents=True, exist_ok=True)
-    binary = PEERS / "xds_server"
-    newest = max(p.stat().st_mtime for p in SERVER_SRC.iterdir() if p.is_file())
-    with open(PEERS / ".build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if binary.is_file() and binary.stat().st_mtime >= newest:
-            return str(binary)
-        go = shutil.which("go") or "/usr/local/go/bin/go"
-        r = subprocess.run([go, "build", "-o", str(binary), "."], cwd=str(SERVER_SRC),
-                           env=dict(os.environ, GOFLAGS="-buildvcs=false", CGO_ENABLED="0"),
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
-        if r.returncode != 0:
-            pytest.fail("go build %s failed:\n%s" % (SERVER_SRC, r.stdout[-5000:]))
-    return str(binary)
+    try:
+        return peers.local_go_peer("xds_server", src=SERVER_SRC)
+    except peers.BuildError as e:
+        pytest.fail(str(e))
 
 
 class XdsServer:

@@ -1028,6 +1028,15 @@ void lg_filter_clear_route(lg_filter_t *f)
     f->stream->vhost = NULL;
 }
 
+const lg_cluster_t *lg_filter_route_cluster(lg_filter_t *f)
+{
+    const lg_route_t *r = lg_filter_route(f);
+    if (r == NULL || r->action != LG_ROUTE_ACTION_ROUTE)
+        return NULL;
+    h2o_iovec_t name = lg_route_cluster_name(r, NULL, f->stream->request);
+    return name.len != 0 ? lg_snapshot_find_cluster(f->stream->conn->snapshot, name.base, name.len) : NULL;
+}
+
 const void *lg_filter_per_route_config(lg_filter_t *f)
 {
     lg_stream_t *s = f->stream;

@@ -136,6 +136,9 @@ lg_request_head_t *lg_filter_request(lg_filter_t *f);
 /** The route chosen for the request (route_table.h), or NULL; cleared by lg_filter_clear_route. */
 const struct st_lg_route_t *lg_filter_route(lg_filter_t *f);
 void lg_filter_clear_route(lg_filter_t *f);
+/** The cluster the route names (not a weighted or header-chosen one), in the stream's snapshot;
+ * NULL when there is none. Filters that count per route target cluster (ratelimit, ext_authz). */
+const struct st_lg_cluster_t *lg_filter_route_cluster(lg_filter_t *f);
 /** The most specific typed_per_filter_config for this filter (route, then vhost, then route
  * config), as built by create_per_route_config, or NULL. */
 const void *lg_filter_per_route_config(lg_filter_t *f);

@@ -89,6 +89,12 @@ void lg_headers_set(h2o_mem_pool_t *pool, lg_headers_t *h, h2o_iovec_t name, h2o
     h->size = out;
 }
 
+void lg_headers_append(h2o_mem_pool_t *pool, lg_headers_t *dst, const lg_headers_t *src)
+{
+    for (size_t i = 0; i < src->size; ++i)
+        lg_headers_add(pool, dst, src->entries[i].name, src->entries[i].value);
+}
+
 void lg_headers_copy(h2o_mem_pool_t *pool, lg_headers_t *dst, const lg_headers_t *src)
 {
     memset(dst, 0, sizeof(*dst));

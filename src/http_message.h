@@ -63,6 +63,8 @@ const h2o_iovec_t *lg_headers_get(const lg_headers_t *h, const char *name, size_
 size_t lg_headers_remove(lg_headers_t *h, const char *name, size_t name_len);
 /** Replaces every field named `name` by one with `value` (referenced). */
 void lg_headers_set(h2o_mem_pool_t *pool, lg_headers_t *h, h2o_iovec_t name, h2o_iovec_t value);
+/** Adds every field of src to dst (strings referenced, not copied). */
+void lg_headers_append(h2o_mem_pool_t *pool, lg_headers_t *dst, const lg_headers_t *src);
 /** Deep-copies src into dst (strings into the pool). */
 void lg_headers_copy(h2o_mem_pool_t *pool, lg_headers_t *dst, const lg_headers_t *src);
 

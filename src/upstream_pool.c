@@ -91,6 +91,12 @@ const lg_cluster_stats_t *lg_cluster_stats_for(const char *name)
     st->ratelimit_error = lg_stats_registerf(LG_STAT_COUNTER, "cluster.%s.ratelimit.error", name);
     st->ratelimit_failure_mode_allowed =
         lg_stats_registerf(LG_STAT_COUNTER, "cluster.%s.ratelimit.failure_mode_allowed", name);
+    st->ext_authz_ok = lg_stats_registerf(LG_STAT_COUNTER, "cluster.%s.ext_authz.ok", name);
+    st->ext_authz_denied = lg_stats_registerf(LG_STAT_COUNTER, "cluster.%s.ext_authz.denied", name);
+    st->ext_authz_error = lg_stats_registerf(LG_STAT_COUNTER, "cluster.%s.ext_authz.error", name);
+    st->ext_authz_failure_mode_allowed =
+        lg_stats_registerf(LG_STAT_COUNTER, "cluster.%s.ext_authz.failure_mode_allowed", name);
+    st->ext_authz_disabled = lg_stats_registerf(LG_STAT_COUNTER, "cluster.%s.ext_authz.disabled", name);
     return st;
 }
 

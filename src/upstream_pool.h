@@ -42,6 +42,8 @@ typedef struct st_lg_cluster_stats_t {
     lg_stat_id_t upstream_rq_code[LG_STATS_N_CODES]; /* upstream_rq_<code> for lg_stats_codes */
     /* the global rate-limit filter's verdicts for requests routed to this cluster (ratelimit.*) */
     lg_stat_id_t ratelimit_ok, ratelimit_over_limit, ratelimit_error, ratelimit_failure_mode_allowed;
+    /* the ext_authz filter's verdicts for requests routed to this cluster (ext_authz.*) */
+    lg_stat_id_t ext_authz_ok, ext_authz_denied, ext_authz_error, ext_authz_failure_mode_allowed, ext_authz_disabled;
 } lg_cluster_stats_t;
 
 /** Registers the stats of cluster `name` (main thread). */

@@ -334,7 +334,7 @@ static lg_filter_headers_status_t decode_headers(lg_filter_t *f, lg_request_head
     const rl_route_config_t *rc = lg_filter_per_route_config(f);
     int vh_mode = rc != NULL ? rc->vh_rate_limits : (r->include_vh_rate_limits ? 1 : 0);
     h2o_iovec_t cluster = lg_route_cluster_name(r, NULL, head);
-    const lg_cluster_t *cl = cluster.len != 0 ? lg_snapshot_find_cluster(lg_filter_snapshot(f), cluster.base, cluster.len) : NULL;
+    const lg_cluster_t *cl = lg_filter_route_cluster(f);
     st->stats = cl != NULL ? cl->stats : NULL;
     const lg_stream_info_t *info = lg_filter_stream_info(f);
     lg_rl_input_t in = {.request = head, .remote = &info->downstream_remote, .destination_cluster = cluster};
@@ -374,9 +374,7 @@ static lg_filter_headers_status_t decode_headers(lg_filter_t *f, lg_request_head
 static lg_filter_headers_status_t encode_headers(lg_filter_t *f, lg_response_head_t *head, int end_stream)
 {
     rl_state_t *st = f->state;
-    for (size_t i = 0; i < st->response_headers.size; ++i)
-        lg_headers_add(lg_filter_pool(f), &head->headers, st->response_headers.entries[i].name,
-                       st->response_headers.entries[i].value);
+    lg_headers_append(lg_filter_pool(f), &head->headers, &st->response_headers);
     return LG_FILTER_HEADERS_CONTINUE;
 }
 

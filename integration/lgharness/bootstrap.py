@@ -189,5 +189,14 @@ def with_filter(listen_port, upstream_port, name, typed_config):
     return bootstrap([listener("ingress", listen_port, [chain])], [cluster("app", [upstream_port])])
 
 
+def filter_proxy(listen_port, admin_port, http_filters, clusters, routes=None):
+    """One listener with `http_filters` (the router appended), `routes` (default: everything to
+    cluster `app`), the given clusters and an admin listener on `admin_port`."""
+    chain = filter_chain(hcm(routes or [route("/", "app")], http_filters=list(http_filters) + [router_filter()]))
+    cfg = bootstrap([listener("ingress", listen_port, [chain])], clusters)
+    cfg["admin"] = {"address": address("127.0.0.1", admin_port)}
+    return cfg
+
+
 def to_yaml(cfg):
     return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False)

@@ -56,6 +56,28 @@ def h2spec():
     return go_peer("h2spec", [H2SPEC_PKG])
 
 
+def local_go_peer(name, src=None, binary=None):
+    """A Go main of this repository (integration/peers/<name>, or `src`, with its own go.mod)
+    built with `go build` into build/peers/<name> (or `binary`), rebuilt when a source file is
+    newer than the binary. Raises BuildError with go's output on failure."""
+    src = pathlib.Path(src) if src else REPO_ROOT / "integration" / "peers" / name
+    binary = pathlib.Path(binary) if binary else PEERS / name
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    PEERS.mkdir(parents=True, exist_ok=True)
+    newest = max(p.stat().st_mtime for p in src.iterdir() if p.is_file())
+    with open(PEERS / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if binary.is_file() and binary.stat().st_mtime >= newest:
+            return str(binary)
+        go = shutil.which("go") or "/usr/local/go/bin/go"
+        r = subprocess.run([go, "build", "-o", str(binary), "."], cwd=str(src),
+                           env=dict(os.environ, GOFLAGS="-buildvcs=false", CGO_ENABLED="0"),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+        if r.returncode != 0:
+            raise BuildError("go build %s failed:\n%s" % (src, r.stdout[-5000:]))
+    return str(binary)
+
+
 def ratelimit_service():
     """Envoy's reference rate-limit service (binary service_cmd), built once."""
     return go_peer("service_cmd", [RATELIMIT_PKG], subdir="ratelimit-3fb7025")
@@ -67,16 +89,8 @@ def grpc_interop():
     (grpc-go's own interop/server binds every interface)."""
     sub = "grpc-interop-" + GRPC_VERSION
     client = go_peer("client", ["google.golang.org/grpc/interop/client@" + GRPC_VERSION], subdir=sub)
-    server = PEERS / sub / "loopback-server"
-    if not server.is_file():
-        src = REPO_ROOT / "integration" / "peers" / "grpc_interop_server"
-        go = shutil.which("go") or "/usr/local/go/bin/go"
-        r = subprocess.run([go, "build", "-o", str(server), "."], cwd=str(src),
-                           env=dict(os.environ, GOFLAGS="-buildvcs=false", CGO_ENABLED="0"),
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
-        if r.returncode != 0:
-            raise BuildError("go build %s failed:\n%s" % (src, r.stdout[-5000:]))
-    return client, str(server)
+    server = local_go_peer("grpc_interop_server", binary=PEERS / sub / "loopback-server")
+    return client, server
 
 
 def _openssl(*args, cwd):
