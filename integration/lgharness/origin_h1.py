@@ -20,6 +20,10 @@ Modes:
   close-mid/N         headers with Content-Length N, N/10 body bytes, then closes
   garbage             writes bytes that are not HTTP, then closes
   bad-framing         a response with both Content-Length and Transfer-Encoding: chunked
+  text/N              200 with N bytes of compressible text (text_bytes), Content-Length; query
+                      options: ct=TYPE (text/plain), status=CODE (no body for 204/304),
+                      h=NAME:VALUE (repeatable), chunked=1 (chunked, trailer x-origin-trailer),
+                      hold=K (after K body bytes wait for `release` to be set, bounded 20 s)
 What it is not for: being a conforming HTTP server; it parses what legate sends and fails loudly
 (recorded in `errors`) on anything else.
 """
@@ -28,6 +32,7 @@ import json
 import socket
 import threading
 import time
+import urllib.parse
 
 BLOCK = None
 _DOUBLE = None
@@ -70,6 +75,16 @@ def pattern_sha256(n):
             h.update(c)
         _sha_cache[n] = h.hexdigest()
     return _sha_cache[n]
+
+
+def text_bytes(n):
+    """The first n bytes of a fixed, compressible text (numbered lines)."""
+    out = bytearray()
+    i = 0
+    while len(out) < n:
+        out += b"line %08d: the quick brown fox jumps over the lazy dog\n" % i
+        i += 1
+    return bytes(out[:n])
 
 
 class BadRequest(Exception):
@@ -141,7 +156,7 @@ class Request:
 
 
 MODES = {"ok", "echo", "size", "chunked", "sink", "slow", "status", "stall", "close-early",
-         "close-mid", "garbage", "bad-framing"}
+         "close-mid", "garbage", "bad-framing", "text"}
 
 
 class H1Origin:
@@ -158,6 +173,7 @@ class H1Origin:
         self._socks = set()
         self._threads = []
         self.lsock = None
+        self.release = threading.Event()  # lets a held `text` response finish
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self):
@@ -388,6 +404,8 @@ class H1Origin:
                 c.sendall(b"%x\r\n%s\r\n" % (len(d), d))
             c.sendall(b"0\r\n\r\n")
             return True
+        if mode == "text":
+            return self._respond_text(c, req, int(args[0]) if args else 0, head_only)
         if mode == "stall":
             self._stopping.wait(120)
             return False
@@ -406,3 +424,34 @@ class H1Origin:
                       b"5\r\nhello\r\n0\r\n\r\n")
             return False
         return send("500 Unknown Mode", b"unknown mode\n")
+
+    def _respond_text(self, c, req, n, head_only):
+        q = urllib.parse.parse_qs(req.target.partition("?")[2])
+        status = int(q.get("status", ["200"])[0])
+        chunked = q.get("chunked", ["0"])[0] == "1"
+        hold = int(q["hold"][0]) if "hold" in q else None
+        hs = ["HTTP/1.1 %d Text" % status, "content-type: %s" % q.get("ct", ["text/plain"])[0]]
+        hs += ["%s: %s" % tuple(h.split(":", 1)) for h in q.get("h", [])]
+        no_body = head_only or status in (204, 304)
+        if status in (204, 304):
+            pass
+        elif chunked:
+            hs.append("transfer-encoding: chunked")
+        else:
+            hs.append("content-length: %d" % n)
+        c.sendall(("\r\n".join(hs) + "\r\n\r\n").encode())
+        if no_body:
+            return True
+        body = text_bytes(n)
+        parts = [body] if hold is None else [body[:hold], None, body[hold:]]
+        for part in parts:
+            if part is None:
+                if not self.release.wait(20):
+                    return False
+                continue
+            for off in range(0, len(part), 64 << 10):
+                piece = part[off:off + (64 << 10)]
+                c.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+        if chunked:
+            c.sendall(b"0\r\nx-origin-trailer: done\r\n\r\n")
+        return True
