@@ -1,6 +1,6 @@
 /*
  * The compressor filter (envoy.filters.http.compressor) with the gzip library
- * (envoy.compression.gzip.compressor): what config.c, filter.c, negotiate.c and gzip.c share.
+ * (envoy.compression.gzip.compressor): what config.c, filter.c and negotiate.c share.
  *
  * Responses are compressed when the client accepts gzip (Accept-Encoding with q-values), the
  * response is not encoded already, not too short, of an allowed content type and not marked
@@ -19,9 +19,10 @@
 #include <zlib.h>
 
 #include "filter.h"
+#include "filters/compression/zstream.h"
 #include "stats.h"
 
-/* ---- the gzip library (gzip.c) ---------------------------------------------------------- */
+/* ---- the gzip library (a deflating lg_zstream_t) ---------------------------------------- */
 
 /* zlib's deflateInit2 arguments, from envoy.extensions.compression.gzip.compressor.v3.Gzip. */
 typedef struct st_lg_gzip_params_t {
@@ -31,25 +32,6 @@ typedef struct st_lg_gzip_params_t {
     int strategy;    /* Z_DEFAULT_STRATEGY, Z_FILTERED, ... */
     size_t chunk_size; /* output is produced in steps of this many bytes */
 } lg_gzip_params_t;
-
-/* One compression stream. Its output buffer is reused from call to call. */
-typedef struct st_lg_gzip_t {
-    z_stream z;
-    int ready;
-    size_t chunk_size;
-    h2o_buffer_t *out; /* the last call's output */
-} lg_gzip_t;
-
-/** Starts a gzip stream; 0, or -1 when zlib refuses (out of memory). Worker thread. */
-int lg_gzip_init(lg_gzip_t *g, const lg_gzip_params_t *p);
-/**
- * Compresses `len` bytes and flushes: a sync flush, so the client can decode everything so far, or
- * with `finish` the last block and the gzip trailer. The output is returned in *out and stays
- * valid until the next call on g (g owns it). 0, or -1 on a zlib error.
- */
-int lg_gzip_compress(lg_gzip_t *g, const void *in, size_t len, int finish, lg_data_t *out);
-/** Frees the stream's zlib state and buffer; g may be zeroed, initialized or failed. */
-void lg_gzip_dispose(lg_gzip_t *g);
 
 /* ---- Accept-Encoding and Content-Type (negotiate.c, pure) ------------------------------- */
 

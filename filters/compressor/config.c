@@ -12,9 +12,9 @@
 
 #include "envoy/extensions/compression/gzip/compressor/v3/gzip.pb-c.h"
 #include "envoy/extensions/filters/http/compressor/v3/compressor.pb-c.h"
+#include "filters/compression/library.h"
 #include "filters/compressor/compressor.h"
 #include "log.h"
-#include "pb_registry.h"
 
 typedef Envoy__Extensions__Filters__Http__Compressor__V3__Compressor compressor_pb_t;
 typedef Envoy__Extensions__Filters__Http__Compressor__V3__Compressor__CommonDirectionConfig common_pb_t;
@@ -67,30 +67,17 @@ static void register_common(lg_compressor_common_stats_t *st, const char *prefix
 #undef LG_X
 }
 
-/* A UInt32Value bounded as Envoy's annotations bound it; *out keeps its default when unset. */
-static int wrapped_in_range(const Google__Protobuf__UInt32Value *v, uint32_t lo, uint32_t hi, const char *field,
-                            int *out, lg_error_t *err)
-{
-    if (v == NULL)
-        return 0;
-    if (v->value < lo || v->value > hi)
-        return lg_error_set(err, "compressor_library.typed_config.%s: value must be inside range [%u, %u]", field, lo, hi);
-    *out = (int)v->value;
-    return 0;
-}
-
 static int fill_gzip(lg_gzip_params_t *g, const ProtobufCMessage *lib, lg_error_t *err)
 {
     const gzip_pb_t *pb = (const gzip_pb_t *)lib;
-    g->mem_level = DEFAULT_MEMORY_LEVEL;
-    g->window_bits = DEFAULT_WINDOW_BITS;
-    if (wrapped_in_range(pb->memory_level, 1, 9, "memory_level", &g->mem_level, err) != 0 ||
-        wrapped_in_range(pb->window_bits, 9, 15, "window_bits", &g->window_bits, err) != 0)
+    uint32_t mem = DEFAULT_MEMORY_LEVEL, bits = DEFAULT_WINDOW_BITS, chunk = DEFAULT_CHUNK_SIZE;
+    if (lg_compression_u32_option(pb->memory_level, 1, 9, "compressor_library.typed_config.memory_level", &mem, err) != 0 ||
+        lg_compression_u32_option(pb->window_bits, 9, 15, "compressor_library.typed_config.window_bits", &bits, err) != 0 ||
+        lg_compression_u32_option(pb->chunk_size, 4096, 65536, "compressor_library.typed_config.chunk_size", &chunk, err) != 0)
         return -1;
-    int chunk = DEFAULT_CHUNK_SIZE;
-    if (wrapped_in_range(pb->chunk_size, 4096, 65536, "chunk_size", &chunk, err) != 0)
-        return -1;
-    g->chunk_size = (size_t)chunk;
+    g->mem_level = (int)mem;
+    g->window_bits = (int)bits;
+    g->chunk_size = chunk;
     /* The enum's values are zlib's: 0 is DEFAULT_COMPRESSION (zlib's -1, level 6), 1..9 levels. */
     int level = (int)pb->compression_level;
     if (level < 0 || level > 9)
@@ -107,21 +94,12 @@ static int fill_gzip(lg_gzip_params_t *g, const ProtobufCMessage *lib, lg_error_
 /* Reads the library: only gzip is built in. */
 static int read_library(lg_compressor_config_t *c, const compressor_pb_t *pb, lg_error_t *err)
 {
-    const Envoy__Config__Core__V3__TypedExtensionConfig *lib = pb->compressor_library;
-    if (lib == NULL)
-        return lg_error_set(err, "compressor_library: value is required");
-    if (lib->name == NULL || lib->name[0] == '\0')
-        return lg_error_set(err, "compressor_library.name: value length must be at least 1 characters");
-    if (lib->typed_config == NULL)
-        return lg_error_set(err, "compressor_library.typed_config: value is required");
-    int owned = 0;
-    ProtobufCMessage *m = lg_pb_any_open(NULL, &lib->typed_config->base, &owned);
-    if (m == NULL || m->descriptor != &envoy__extensions__compression__gzip__compressor__v3__gzip__descriptor) {
-        lg_pb_any_close(m, owned);
-        return lg_error_set(err, "compressor_library.typed_config: %s is not supported by legate (only "
-                                 "envoy.extensions.compression.gzip.compressor.v3.Gzip)",
-                            lib->typed_config->type_url);
-    }
+    int owned;
+    ProtobufCMessage *m = lg_compression_library_open(pb->compressor_library,
+                                                      &envoy__extensions__compression__gzip__compressor__v3__gzip__descriptor,
+                                                      "compressor_library", &owned, err);
+    if (m == NULL)
+        return -1;
     int rc = fill_gzip(&c->gzip, m, err);
     lg_pb_any_close(m, owned);
     return rc;

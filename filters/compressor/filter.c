@@ -18,7 +18,7 @@
 
 /* One direction's body: compressed (on) or passed through, finished once the gzip trailer went. */
 typedef struct st_compressor_body_t {
-    lg_gzip_t gz;
+    lg_zstream_t gz;
     int on, finished;
 } compressor_body_t;
 
@@ -104,7 +104,8 @@ static int response_enabled(lg_filter_t *f)
 static void start_body(lg_filter_t *f, compressor_body_t *b)
 {
     const lg_compressor_config_t *c = f->config;
-    if (lg_gzip_init(&b->gz, &c->gzip) != 0)
+    const lg_gzip_params_t *p = &c->gzip;
+    if (lg_zstream_deflate_init(&b->gz, p->level, p->window_bits, p->mem_level, p->strategy, p->chunk_size) != 0)
         lg_fatal("zlib: deflateInit2 failed (out of memory)");
     b->on = 1;
 }
@@ -118,7 +119,7 @@ static lg_filter_data_status_t compress_frame(lg_filter_t *f, compressor_body_t 
     b->finished = end_stream;
     lg_stats_add(cells(f), st->total_uncompressed_bytes, data->len);
     lg_data_t out;
-    if (lg_gzip_compress(&b->gz, data->base, data->len, end_stream, &out) != 0) {
+    if (lg_zstream_run(&b->gz, data->base, data->len, end_stream, UINT64_MAX, &out) != 0) {
         lg_filter_send_local_reply(f, 500, NULL, NULL, "compressor_error");
         return LG_FILTER_DATA_STOP_NO_BUFFER;
     }
@@ -326,8 +327,8 @@ static lg_filter_trailers_status_t encode_trailers(lg_filter_t *f, lg_headers_t 
 static void on_destroy(lg_filter_t *f)
 {
     compressor_state_t *st = f->state;
-    lg_gzip_dispose(&st->response.gz);
-    lg_gzip_dispose(&st->request.gz);
+    lg_zstream_dispose(&st->response.gz);
+    lg_zstream_dispose(&st->request.gz);
 }
 
 const lg_http_filter_ops_t lg_compressor_ops = {
