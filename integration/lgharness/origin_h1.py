@@ -23,10 +23,13 @@ Modes:
   text/N              200 with N bytes of compressible text (text_bytes), Content-Length; query
                       options: ct=TYPE (text/plain), status=CODE (no body for 204/304),
                       h=NAME:VALUE (repeatable), chunked=1 (chunked, trailer x-origin-trailer),
-                      hold=K (after K body bytes wait for `release` to be set, bounded 20 s)
+                      hold=K (after K body bytes wait for `release` to be set, bounded 20 s),
+                      zeros=1 (N zero bytes instead of text), gz=1 (the body gzipped, with
+                      Content-Encoding: gzip; N counts the bytes before compression)
 What it is not for: being a conforming HTTP server; it parses what legate sends and fails loudly
 (recorded in `errors`) on anything else.
 """
+import gzip
 import hashlib
 import json
 import socket
@@ -427,22 +430,25 @@ class H1Origin:
 
     def _respond_text(self, c, req, n, head_only):
         q = urllib.parse.parse_qs(req.target.partition("?")[2])
-        status = int(q.get("status", ["200"])[0])
-        chunked = q.get("chunked", ["0"])[0] == "1"
-        hold = int(q["hold"][0]) if "hold" in q else None
-        hs = ["HTTP/1.1 %d Text" % status, "content-type: %s" % q.get("ct", ["text/plain"])[0]]
+        opt = lambda name, default="0": q.get(name, [default])[0]  # noqa: E731
+        status = int(opt("status", "200"))
+        chunked = opt("chunked") == "1"
+        hold = int(opt("hold")) if "hold" in q else None
+        body = bytes(n) if opt("zeros") == "1" else text_bytes(n)
+        hs = ["HTTP/1.1 %d Text" % status, "content-type: %s" % opt("ct", "text/plain")]
         hs += ["%s: %s" % tuple(h.split(":", 1)) for h in q.get("h", [])]
-        no_body = head_only or status in (204, 304)
+        if opt("gz") == "1":
+            body = gzip.compress(body)
+            hs.append("content-encoding: gzip")
         if status in (204, 304):
             pass
         elif chunked:
             hs.append("transfer-encoding: chunked")
         else:
-            hs.append("content-length: %d" % n)
+            hs.append("content-length: %d" % len(body))
         c.sendall(("\r\n".join(hs) + "\r\n\r\n").encode())
-        if no_body:
+        if head_only or status in (204, 304):
             return True
-        body = text_bytes(n)
         parts = [body] if hold is None else [body[:hold], None, body[hold:]]
         for part in parts:
             if part is None:
