@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "filters/compressor/compressor.h"
+#include "filters/decompressor/decompressor.h"
 #include "filters/ext_authz/ext_authz.h"
 #include "filters/local_ratelimit/local_ratelimit.h"
 #include "filters/passthrough/passthrough.h"
@@ -16,6 +18,10 @@ static const lg_filter_factory_t factories[] = {
      "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", 1, NULL},
     {LG_FILTER_HTTP, "legate.filters.http.passthrough", "", 0, &lg_passthrough_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.router", "envoy.extensions.filters.http.router.v3.Router", 1, &lg_router_ops},
+    {LG_FILTER_HTTP, "envoy.filters.http.compressor", "envoy.extensions.filters.http.compressor.v3.Compressor", 0,
+     &lg_compressor_ops},
+    {LG_FILTER_HTTP, "envoy.filters.http.decompressor", "envoy.extensions.filters.http.decompressor.v3.Decompressor", 0,
+     &lg_decompressor_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.jwt_authn",
      "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication", 0, NULL},
     {LG_FILTER_HTTP, "envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz", 0,

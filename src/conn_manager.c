@@ -855,6 +855,27 @@ void lg_filter_continue_encoding(lg_filter_t *f)
     stream_maybe_destroy(s);
 }
 
+void lg_filter_add_encoded_data(lg_filter_t *f, const void *data, size_t len)
+{
+    lg_stream_t *s = f->stream;
+    if (s->destroyed || len == 0)
+        return;
+    /* The trailers this filter is handling follow once its hook returns; the data goes first. */
+    ++s->in_callback;
+    encode_data_from(s, f->index, data, len, 0);
+    --s->in_callback;
+}
+
+void lg_filter_add_decoded_data(lg_filter_t *f, const void *data, size_t len)
+{
+    lg_stream_t *s = f->stream;
+    if (s->destroyed || s->local_reply_sent || len == 0)
+        return;
+    ++s->in_callback;
+    decode_data_from(s, f->index + 1, data, len, 0);
+    --s->in_callback;
+}
+
 void lg_filter_read_disable(lg_filter_t *f, int disable)
 {
     lg_stream_t *s = f->stream;

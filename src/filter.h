@@ -59,6 +59,12 @@ typedef struct st_lg_data_t {
     size_t len;
 } lg_data_t;
 
+/* What a filter's config is built in (main thread), as much of Envoy's FactoryContext as filters
+ * need: the root of its stats. */
+typedef struct st_lg_filter_config_ctx_t {
+    const char *stat_prefix; /* "http.<connection manager stat_prefix>.", as Envoy roots filter stats */
+} lg_filter_config_ctx_t;
+
 typedef struct st_lg_http_filter_ops_t {
     const char *name;                                    /* "envoy.filters.http.router" */
     const ProtobufCMessageDescriptor *config_descriptor; /* its typed_config */
@@ -69,6 +75,8 @@ typedef struct st_lg_http_filter_ops_t {
     /* Main thread. create_config returns the immutable config (NULL with err on failure). */
     void *(*create_config)(const ProtobufCMessage *msg, lg_error_t *err);
     void (*destroy_config)(void *config);
+    /* Used instead of create_config when set: the same, with the build context. */
+    void *(*create_config_ctx)(const ProtobufCMessage *msg, const lg_filter_config_ctx_t *ctx, lg_error_t *err);
     void *(*create_per_route_config)(const ProtobufCMessage *msg, lg_error_t *err);
     void (*destroy_per_route_config)(void *config);
 
@@ -127,6 +135,14 @@ void lg_filter_send_local_reply_ex(lg_filter_t *f, const lg_local_reply_t *reply
 void lg_filter_encode_headers(lg_filter_t *f, lg_response_head_t *head, int end_stream);
 void lg_filter_encode_data(lg_filter_t *f, const void *data, size_t len, int end_stream);
 void lg_filter_encode_trailers(lg_filter_t *f, lg_headers_t *trailers);
+/**
+ * From inside this filter's encode_trailers only: sends `len` bytes (copied) through the filters
+ * after it and the codec ahead of the trailers, as Envoy's addEncodedData does while trailers are
+ * being encoded. A filter that ends its body at the trailers (a compressor's last block) uses it.
+ */
+void lg_filter_add_encoded_data(lg_filter_t *f, const void *data, size_t len);
+/** The same for the request: from inside decode_trailers, bytes go to the next filters first. */
+void lg_filter_add_decoded_data(lg_filter_t *f, const void *data, size_t len);
 /** Flow control from the terminal filter: stop (1) or resume (0) reading the request body. */
 void lg_filter_read_disable(lg_filter_t *f, int disable);
 

@@ -394,14 +394,21 @@ static int build_http_filters(build_t *b, lg_hcm_config_t *h, const hcm_pb_t *pb
             return bfail(b, "HTTP filter \"%s\" is not implemented by this legate build yet", hf->name);
         }
         e->ops = f->ops;
-        if (f->ops->create_config != NULL) {
+        if (f->ops->create_config != NULL || f->ops->create_config_ctx != NULL) {
             ProtobufCMessage *m = NULL;
             int owned = 0;
             if (hf->typed_config != NULL)
                 m = lg_pb_any_open(&b->bootstrap->srcmap, &hf->typed_config->base, &owned);
             else
                 m = protobuf_c_message_unpack(f->ops->config_descriptor, NULL, 0, (const uint8_t *)""), owned = 1;
-            e->config = f->ops->create_config(m, b->err);
+            if (f->ops->create_config_ctx != NULL) {
+                char prefix[256];
+                snprintf(prefix, sizeof(prefix), "http.%s.", h->stat_prefix);
+                lg_filter_config_ctx_t ctx = {.stat_prefix = prefix};
+                e->config = f->ops->create_config_ctx(m, &ctx, b->err);
+            } else {
+                e->config = f->ops->create_config(m, b->err);
+            }
             lg_pb_any_close(m, owned);
             if (e->config == NULL) {
                 lg_error_prefix(b->err, "%s: %s: ", b->bootstrap->name, b->path.buf);

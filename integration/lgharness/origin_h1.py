@@ -20,14 +20,22 @@ Modes:
   close-mid/N         headers with Content-Length N, N/10 body bytes, then closes
   garbage             writes bytes that are not HTTP, then closes
   bad-framing         a response with both Content-Length and Transfer-Encoding: chunked
+  text/N              200 with N bytes of compressible text (text_bytes), Content-Length; query
+                      options: ct=TYPE (text/plain), status=CODE (no body for 204/304),
+                      h=NAME:VALUE (repeatable), chunked=1 (chunked, trailer x-origin-trailer),
+                      hold=K (after K body bytes wait for `release` to be set, bounded 20 s),
+                      zeros=1 (N zero bytes instead of text), gz=1 (the body gzipped, with
+                      Content-Encoding: gzip; N counts the bytes before compression)
 What it is not for: being a conforming HTTP server; it parses what legate sends and fails loudly
 (recorded in `errors`) on anything else.
 """
+import gzip
 import hashlib
 import json
 import socket
 import threading
 import time
+import urllib.parse
 
 BLOCK = None
 _DOUBLE = None
@@ -70,6 +78,16 @@ def pattern_sha256(n):
             h.update(c)
         _sha_cache[n] = h.hexdigest()
     return _sha_cache[n]
+
+
+def text_bytes(n):
+    """The first n bytes of a fixed, compressible text (numbered lines)."""
+    out = bytearray()
+    i = 0
+    while len(out) < n:
+        out += b"line %08d: the quick brown fox jumps over the lazy dog\n" % i
+        i += 1
+    return bytes(out[:n])
 
 
 class BadRequest(Exception):
@@ -141,7 +159,7 @@ class Request:
 
 
 MODES = {"ok", "echo", "size", "chunked", "sink", "slow", "status", "stall", "close-early",
-         "close-mid", "garbage", "bad-framing"}
+         "close-mid", "garbage", "bad-framing", "text"}
 
 
 class H1Origin:
@@ -158,6 +176,7 @@ class H1Origin:
         self._socks = set()
         self._threads = []
         self.lsock = None
+        self.release = threading.Event()  # lets a held `text` response finish
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self):
@@ -388,6 +407,8 @@ class H1Origin:
                 c.sendall(b"%x\r\n%s\r\n" % (len(d), d))
             c.sendall(b"0\r\n\r\n")
             return True
+        if mode == "text":
+            return self._respond_text(c, req, int(args[0]) if args else 0, head_only)
         if mode == "stall":
             self._stopping.wait(120)
             return False
@@ -406,3 +427,37 @@ class H1Origin:
                       b"5\r\nhello\r\n0\r\n\r\n")
             return False
         return send("500 Unknown Mode", b"unknown mode\n")
+
+    def _respond_text(self, c, req, n, head_only):
+        q = urllib.parse.parse_qs(req.target.partition("?")[2])
+        opt = lambda name, default="0": q.get(name, [default])[0]  # noqa: E731
+        status = int(opt("status", "200"))
+        chunked = opt("chunked") == "1"
+        hold = int(opt("hold")) if "hold" in q else None
+        body = bytes(n) if opt("zeros") == "1" else text_bytes(n)
+        hs = ["HTTP/1.1 %d Text" % status, "content-type: %s" % opt("ct", "text/plain")]
+        hs += ["%s: %s" % tuple(h.split(":", 1)) for h in q.get("h", [])]
+        if opt("gz") == "1":
+            body = gzip.compress(body)
+            hs.append("content-encoding: gzip")
+        if status in (204, 304):
+            pass
+        elif chunked:
+            hs.append("transfer-encoding: chunked")
+        else:
+            hs.append("content-length: %d" % len(body))
+        c.sendall(("\r\n".join(hs) + "\r\n\r\n").encode())
+        if head_only or status in (204, 304):
+            return True
+        parts = [body] if hold is None else [body[:hold], None, body[hold:]]
+        for part in parts:
+            if part is None:
+                if not self.release.wait(20):
+                    return False
+                continue
+            for off in range(0, len(part), 64 << 10):
+                piece = part[off:off + (64 << 10)]
+                c.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+        if chunked:
+            c.sendall(b"0\r\nx-origin-trailer: done\r\n\r\n")
+        return True

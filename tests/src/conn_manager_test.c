@@ -7,56 +7,9 @@
 #include <string.h>
 
 #include "conn_manager.h"
+#include "fake_codec.h"
 #include "lg_test.h"
 #include "worker.h"
-
-/* ---- a fake codec stream ------------------------------------------------------------------ */
-
-typedef struct st_fake_codec_t {
-    lg_server_stream_t super;
-    int status, head_end, data_end, trailers, reset, released;
-    char body[256];
-    size_t body_len;
-    char grpc_status[8];
-} fake_codec_t;
-
-static void fc_encode_headers(lg_server_stream_t *s, const lg_response_head_t *head, int end_stream)
-{
-    fake_codec_t *c = (fake_codec_t *)s;
-    c->status = head->status;
-    c->head_end = end_stream;
-    const h2o_iovec_t *g = lg_headers_get(&head->headers, "grpc-status", 11);
-    if (g != NULL && g->len < sizeof(c->grpc_status))
-        memcpy(c->grpc_status, g->base, g->len);
-}
-static void fc_encode_data(lg_server_stream_t *s, const void *data, size_t len, int end_stream)
-{
-    fake_codec_t *c = (fake_codec_t *)s;
-    memcpy(c->body + c->body_len, data, len);
-    c->body_len += len;
-    c->data_end = end_stream;
-}
-static void fc_encode_trailers(lg_server_stream_t *s, const lg_headers_t *t)
-{
-    ((fake_codec_t *)s)->trailers = 1;
-}
-static void fc_reset(lg_server_stream_t *s)
-{
-    ((fake_codec_t *)s)->reset = 1;
-}
-static void fc_read_disable(lg_server_stream_t *s, int d)
-{
-}
-static size_t fc_buffered(lg_server_stream_t *s)
-{
-    return 0;
-}
-static void fc_release(lg_server_stream_t *s)
-{
-    ((fake_codec_t *)s)->released = 1;
-}
-static const lg_server_stream_ops_t fc_ops = {fc_encode_headers, fc_encode_data, fc_encode_trailers, fc_reset,
-                                              fc_read_disable, fc_buffered, fc_release};
 
 /* ---- scripted filters ----------------------------------------------------------------------- */
 
@@ -124,13 +77,7 @@ static void setup(size_t n_filters)
     config.n_filters = n_filters;
     config.server_name = "envoy";
     config.generate_request_id = 1;
-    conn = calloc(1, sizeof(*conn));
-    conn->worker = &worker;
-    conn->snapshot = &snapshot;
-    conn->listener = &listener;
-    conn->chain = &chain;
-    conn->config = &config;
-    h2o_linklist_init_anchor(&conn->streams);
+    conn = fake_conn_new(&worker, &snapshot, &listener, &chain, &config);
 }
 
 static void teardown(void)
@@ -140,16 +87,9 @@ static void teardown(void)
 
 static lg_stream_t *start(fake_codec_t *fc, const char *content_type, int end_stream)
 {
-    memset(fc, 0, sizeof(*fc));
-    fc->super.ops = &fc_ops;
+    fake_codec_init(fc);
     lg_stream_t *s = lg_hcm_stream_new(conn, &fc->super);
-    lg_request_head_t *req = h2o_mem_alloc_pool(lg_stream_pool(s), sizeof(*req));
-    memset(req, 0, sizeof(*req));
-    req->method = LG_LIT("POST");
-    req->path = LG_LIT("/");
-    req->authority = LG_LIT("x");
-    req->version = LG_HTTP_11;
-    req->content_length = -1;
+    lg_request_head_t *req = fake_request(s, "POST");
     if (content_type != NULL)
         lg_headers_add(lg_stream_pool(s), &req->headers, LG_LIT("content-type"),
                        h2o_iovec_init(content_type, strlen(content_type)));
@@ -172,6 +112,7 @@ LG_TEST(test_everything_passes_in_order)
     LG_EXPECT_STR(events[1], "HD3T");
     lg_hcm_on_reset(s, LG_RESET_CONNECTION_CLOSED);
     LG_EXPECT_INT(fc.released, 1);
+    fake_codec_dispose(&fc);
     teardown();
 }
 
@@ -187,6 +128,7 @@ LG_TEST(test_stop_iteration_still_sees_data_and_trailers)
     lg_hcm_on_trailers(s, tr);
     LG_EXPECT_STR(events[1], "HD4T");
     lg_hcm_on_reset(s, LG_RESET_CONNECTION_CLOSED);
+    fake_codec_dispose(&fc);
     teardown();
 }
 
@@ -203,6 +145,7 @@ LG_TEST(test_stop_all_holds_data_until_continue)
     lg_filter_continue_decoding(stopped);
     LG_EXPECT_STR(events[1], "HD5"); /* held data arrives in one piece after the headers */
     lg_hcm_on_reset(s, LG_RESET_CONNECTION_CLOSED);
+    fake_codec_dispose(&fc);
     teardown();
 }
 
@@ -221,6 +164,7 @@ LG_TEST(test_local_reply_ends_stream_and_skips_later_filters)
     LG_EXPECT_STR(events[1], ""); /* never reached */
     LG_EXPECT_INT(fc.released, 1);
     (void)s;
+    fake_codec_dispose(&fc);
     teardown();
 }
 
@@ -235,6 +179,7 @@ LG_TEST(test_grpc_local_reply_is_trailers_only)
     LG_EXPECT_INT(fc.head_end, 1);
     LG_EXPECT_STR(fc.grpc_status, "14"); /* UNAVAILABLE */
     LG_EXPECT_INT(fc.released, 1);
+    fake_codec_dispose(&fc);
     teardown();
 }
 
@@ -255,6 +200,7 @@ LG_TEST(test_encode_runs_in_reverse_order)
     LG_EXPECT_STR(events[0], "Hh");
     LG_EXPECT_INT(fc.status, 200);
     LG_EXPECT_INT(fc.released, 1);
+    fake_codec_dispose(&fc);
     teardown();
 }
 
