@@ -52,3 +52,17 @@ const lg_filter_factory_t *lg_filter_registry_find(lg_filter_kind_t kind, const 
             return &factories[i];
     return NULL;
 }
+
+const lg_filter_factory_t *lg_filter_registry_find_per_route(const char *name, const char *type)
+{
+    const lg_filter_factory_t *f = lg_filter_registry_find(LG_FILTER_HTTP, name, NULL);
+    if (f != NULL && f->ops != NULL && f->ops->create_per_route_config != NULL)
+        return f;
+    for (size_t i = 0; type != NULL && i < sizeof(factories) / sizeof(factories[0]); ++i) {
+        const lg_http_filter_ops_t *ops = factories[i].ops;
+        if (factories[i].kind == LG_FILTER_HTTP && ops != NULL && ops->per_route_descriptor != NULL &&
+            ops->create_per_route_config != NULL && strcmp(ops->per_route_descriptor->name, type) == 0)
+            return &factories[i];
+    }
+    return NULL;
+}

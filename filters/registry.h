@@ -32,4 +32,12 @@ typedef struct st_lg_filter_factory_t {
 const lg_filter_factory_t *lg_filter_registry_find(lg_filter_kind_t kind, const char *name,
                                                    const char *config_type);
 
+/**
+ * The HTTP filter a typed_per_filter_config entry is for: the filter registered under `name`
+ * when it takes per-route configs, else the one whose per-route message type is `type` (the
+ * entry's key is the name the user gave the filter in http_filters, which need not be Envoy's).
+ * NULL when none.
+ */
+const lg_filter_factory_t *lg_filter_registry_find_per_route(const char *name, const char *type);
+
 #endif

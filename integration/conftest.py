@@ -39,6 +39,10 @@ DEFAULT_BIN = REPO_ROOT / "build" / "legate"
 RUN_TIMEOUT = 30  # seconds; validation of a small config takes milliseconds
 NOT_SERVING_MARK = "serving is not built"
 
+# An ASan build run by hand (LEGATE_BIN=build-asan/legate pytest ...) gets the suppressions
+# scripts/test passes: h2o keeps freed buffers in a per-thread cache LSan reports otherwise.
+os.environ.setdefault("LSAN_OPTIONS", "suppressions=%s" % (REPO_ROOT / "tests" / "lsan.supp"))
+
 # Processes running right now, for the failure report hook below.
 _ACTIVE = []
 

@@ -5,6 +5,7 @@ status), enforced vs shadow mode, descriptors from route rate_limits, per-route 
 typed_per_filter_config, per-connection buckets, refill, and config errors."""
 import http.client
 import json
+import re
 
 import pytest
 
@@ -152,6 +153,17 @@ def test_per_route_override(start_legate, free_port, origin):
     assert [curl(lg.url("/free")).status for _ in range(3)] == [200] * 3
 
 
+def test_per_route_config_under_a_custom_filter_name(start_legate, free_port, origin):
+    """typed_per_filter_config is keyed by the name given in http_filters, whatever it is."""
+    per_route = lrl(token_bucket=bucket(1), filter_enabled=ALL, filter_enforced=ALL)
+    routes = [bs.route("/", "app", typed_per_filter_config={"my_limiter": per_route})]
+    port, admin_port = free_port(), free_port()
+    filters = [{"name": "my_limiter", "typed_config": lrl()}]
+    cfg = bs.filter_proxy(port, admin_port, filters, [bs.cluster("app", [origin.port])], routes)
+    lg = start_legate(cfg, ports=[port, admin_port])
+    assert [curl(lg.url("/")).status for _ in range(2)] == [200, 429]
+
+
 def test_per_downstream_connection_buckets(start_legate, free_port, origin):
     lg = start(start_legate, free_port, origin,
                lrl(token_bucket=bucket(2), filter_enabled=ALL, filter_enforced=ALL,
@@ -204,4 +216,4 @@ def test_config_errors(legate, tmp_path, free_port, bad, message):
     r = legate("--mode", "validate", "-c", str(path))
     assert r.returncode == 1, r
     assert message in r.stdout + r.stderr, r.stdout + r.stderr
-    assert "http_filters[0]" in r.stdout + r.stderr
+    assert re.search(r"b\.yaml:\d+: \S*http_filters\[0\]: ", r.stdout + r.stderr), r.stdout + r.stderr

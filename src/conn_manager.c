@@ -1062,7 +1062,8 @@ const void *lg_filter_per_route_config(lg_filter_t *f)
 {
     lg_stream_t *s = f->stream;
     const lg_route_t *r = lg_filter_route(f);
-    return r != NULL ? lg_route_per_filter_config(r, s->weighted_cluster, f->name) : NULL;
+    const lg_filter_route_config_t *rc = r != NULL ? lg_route_per_filter_config(r, s->weighted_cluster, f->name) : NULL;
+    return rc != NULL && rc->ops == f->ops ? rc->config : NULL;
 }
 
 void *lg_filter_connection_state(lg_filter_t *f, const void *key, size_t size)

@@ -332,8 +332,10 @@ const lg_cluster_t *lg_snapshot_find_cluster(const lg_snapshot_t *s, const char 
 static void *build_per_route(void *ctx, const char *filter_name, const Google__Protobuf__Any *any, lg_error_t *err)
 {
     const lg_bootstrap_t *bootstrap = ctx;
-    const lg_filter_factory_t *f = lg_filter_registry_find(LG_FILTER_HTTP, filter_name, NULL);
-    if (f == NULL || f->ops == NULL || f->ops->create_per_route_config == NULL)
+    const char *slash = strrchr(any->type_url, '/');
+    const lg_filter_factory_t *f =
+        lg_filter_registry_find_per_route(filter_name, slash != NULL ? slash + 1 : any->type_url);
+    if (f == NULL)
         return NULL; /* configs of filters that take none are ignored, as Envoy does for optional ones */
     int owned;
     ProtobufCMessage *m = lg_pb_any_open(&bootstrap->srcmap, &any->base, &owned);
@@ -341,16 +343,28 @@ static void *build_per_route(void *ctx, const char *filter_name, const Google__P
         lg_error_set(err, "cannot decode typed_per_filter_config for %s", filter_name);
         return NULL;
     }
+    if (m->descriptor != f->ops->per_route_descriptor) {
+        lg_error_set(err, "typed_per_filter_config for %s: %s is not %s's per-route config (%s)", filter_name,
+                     m->descriptor->name, f->name, f->ops->per_route_descriptor->name);
+        lg_pb_any_close(m, owned);
+        return NULL;
+    }
     void *cfg = f->ops->create_per_route_config(m, err);
     lg_pb_any_close(m, owned);
-    return cfg;
+    if (cfg == NULL)
+        return NULL;
+    lg_filter_route_config_t *rc = lg_xcalloc(1, sizeof(*rc));
+    rc->ops = f->ops;
+    rc->config = cfg;
+    return rc;
 }
 
 static void destroy_per_route(void *ctx, const char *filter_name, void *config)
 {
-    const lg_filter_factory_t *f = lg_filter_registry_find(LG_FILTER_HTTP, filter_name, NULL);
-    if (f != NULL && f->ops != NULL && f->ops->destroy_per_route_config != NULL)
-        f->ops->destroy_per_route_config(config);
+    lg_filter_route_config_t *rc = config;
+    if (rc->ops->destroy_per_route_config != NULL)
+        rc->ops->destroy_per_route_config(rc->config);
+    free(rc);
 }
 
 /* Route and virtual host rate_limits: the descriptors the rate-limit filters read. */
@@ -411,7 +425,13 @@ static int build_http_filters(build_t *b, lg_hcm_config_t *h, const hcm_pb_t *pb
             }
             lg_pb_any_close(m, owned);
             if (e->config == NULL) {
-                lg_error_prefix(b->err, "%s: %s: ", b->bootstrap->name, b->path.buf);
+                /* "<file>:<line>: <path>: <the filter's message>", as every other config error */
+                const char *doc;
+                uint32_t line;
+                if (lg_srcmap_get(&b->bootstrap->srcmap, hf, LG_SRCMAP_SELF, &doc, &line))
+                    lg_error_prefix(b->err, "%s:%u: %s: ", doc, line, b->path.buf);
+                else
+                    lg_error_prefix(b->err, "%s: %s: ", b->bootstrap->name, b->path.buf);
                 return -1;
             }
         }

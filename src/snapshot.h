@@ -201,6 +201,12 @@ typedef struct st_lg_snapshot_sources_t {
 lg_snapshot_t *lg_snapshot_build_from(const struct st_lg_bootstrap_t *bootstrap, const lg_snapshot_sources_t *src,
                                       int validate_only, lg_error_t *err);
 
+/* A built typed_per_filter_config entry: the filter it is for and the config it made. */
+typedef struct st_lg_filter_route_config_t {
+    const lg_http_filter_ops_t *ops;
+    void *config;
+} lg_filter_route_config_t;
+
 /** Finds a cluster by name (binary search over the sorted array); NULL when none. Any thread. */
 const lg_cluster_t *lg_snapshot_find_cluster(const lg_snapshot_t *s, const char *name, size_t len);
 

@@ -45,7 +45,9 @@ def curl(url, *args, timeout=30, data_stdin=None):
         headers = {}
         if os.path.exists(hf):
             raw = open(hf, "rb").read().decode("latin-1")
-            blocks = [b for b in re.split(r"\r?\n\r?\n", raw) if b.strip()]
+            # the last response head (after any 1xx); trailers, when curl prints them, follow
+            # it as a block without a status line and are not headers
+            blocks = [b for b in re.split(r"\r?\n\r?\n", raw) if b.strip().startswith("HTTP/")]
             if blocks:
                 for line in blocks[-1].splitlines()[1:]:
                     n, _, v = line.partition(":")
