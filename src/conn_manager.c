@@ -902,7 +902,8 @@ static const char *default_body(int status)
     }
 }
 
-void lg_stream_send_local_reply(lg_stream_t *s, int status, const char *body, const char *flag, const char *details)
+static void send_local_reply(lg_stream_t *s, int status, const char *body, const lg_headers_t *extra,
+                             const char *flag, const char *details)
 {
     if (s->destroyed || s->local_reply_sent)
         return;
@@ -931,6 +932,8 @@ void lg_stream_send_local_reply(lg_stream_t *s, int status, const char *body, co
     s->response = r;
     s->response_started = 1;
     size_t blen = strlen(body);
+    if (extra != NULL)
+        lg_headers_copy(&s->pool, &r->headers, extra);
     if (is_grpc_request(s->request)) {
         /* Trailers-only gRPC response: status 200, grpc-status and grpc-message in the head. */
         char code[16];
@@ -962,9 +965,20 @@ void lg_stream_send_local_reply(lg_stream_t *s, int status, const char *body, co
     stream_maybe_destroy(s);
 }
 
+void lg_stream_send_local_reply(lg_stream_t *s, int status, const char *body, const char *flag, const char *details)
+{
+    send_local_reply(s, status, body, NULL, flag, details);
+}
+
 void lg_filter_send_local_reply(lg_filter_t *f, int status, const char *body, const char *flag, const char *details)
 {
-    lg_stream_send_local_reply(f->stream, status, body, flag, details);
+    send_local_reply(f->stream, status, body, NULL, flag, details);
+}
+
+void lg_filter_send_local_reply_with_headers(lg_filter_t *f, int status, const char *body, const lg_headers_t *headers,
+                                             const char *flag, const char *details)
+{
+    send_local_reply(f->stream, status, body, headers, flag, details);
 }
 
 /* ------------------------------------------------------------------------------------------- */

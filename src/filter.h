@@ -59,6 +59,12 @@ typedef struct st_lg_data_t {
     size_t len;
 } lg_data_t;
 
+/* What a filter's config may need from the connection manager it is built for (a subset of
+ * Envoy's FactoryContext). Main thread, valid during create_config_in only. */
+typedef struct st_lg_filter_context_t {
+    const char *stat_prefix; /* the HCM's stat_prefix: filter stats are http.<stat_prefix>.<filter>.* */
+} lg_filter_context_t;
+
 typedef struct st_lg_http_filter_ops_t {
     const char *name;                                    /* "envoy.filters.http.router" */
     const ProtobufCMessageDescriptor *config_descriptor; /* its typed_config */
@@ -68,6 +74,9 @@ typedef struct st_lg_http_filter_ops_t {
 
     /* Main thread. create_config returns the immutable config (NULL with err on failure). */
     void *(*create_config)(const ProtobufCMessage *msg, lg_error_t *err);
+    /* As create_config, for filters that need their connection manager's context (stats under its
+     * stat_prefix); used instead of create_config when set. */
+    void *(*create_config_in)(const ProtobufCMessage *msg, const lg_filter_context_t *ctx, lg_error_t *err);
     void (*destroy_config)(void *config);
     void *(*create_per_route_config)(const ProtobufCMessage *msg, lg_error_t *err);
     void (*destroy_per_route_config)(void *config);
@@ -111,6 +120,11 @@ void lg_filter_continue_encoding(lg_filter_t *f);
  */
 void lg_filter_send_local_reply(lg_filter_t *f, int status, const char *body, const char *flag,
                                 const char *details);
+/** As lg_filter_send_local_reply, with `headers` (may be NULL; copied) added to the reply, as
+ *  Envoy's modify_headers callback does (jwt_authn's www-authenticate). */
+void lg_filter_send_local_reply_with_headers(lg_filter_t *f, int status, const char *body,
+                                             const lg_headers_t *headers, const char *flag,
+                                             const char *details);
 /** Starts the response from the terminal filter (router): it runs the encode chain, then the codec. */
 void lg_filter_encode_headers(lg_filter_t *f, lg_response_head_t *head, int end_stream);
 void lg_filter_encode_data(lg_filter_t *f, const void *data, size_t len, int end_stream);

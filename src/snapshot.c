@@ -407,14 +407,16 @@ static int build_http_filters(build_t *b, lg_hcm_config_t *h, const hcm_pb_t *pb
             return bfail(b, "HTTP filter \"%s\" is not implemented by this legate build yet", hf->name);
         }
         e->ops = f->ops;
-        if (f->ops->create_config != NULL) {
+        if (f->ops->create_config != NULL || f->ops->create_config_in != NULL) {
             ProtobufCMessage *m = NULL;
             int owned = 0;
             if (hf->typed_config != NULL)
                 m = lg_pb_any_open(&b->bootstrap->srcmap, &hf->typed_config->base, &owned);
             else
                 m = protobuf_c_message_unpack(f->ops->config_descriptor, NULL, 0, (const uint8_t *)""), owned = 1;
-            e->config = f->ops->create_config(m, b->err);
+            lg_filter_context_t ctx = {.stat_prefix = pb->stat_prefix};
+            e->config = f->ops->create_config_in != NULL ? f->ops->create_config_in(m, &ctx, b->err)
+                                                         : f->ops->create_config(m, b->err);
             lg_pb_any_close(m, owned);
             if (e->config == NULL) {
                 lg_error_prefix(b->err, "%s: %s: ", b->bootstrap->name, b->path.buf);
