@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "filters/jwt_authn/jwt_authn.h"
 #include "filters/passthrough/passthrough.h"
 #include "filters/router/router.h"
 
@@ -14,7 +15,7 @@ static const lg_filter_factory_t factories[] = {
     {LG_FILTER_HTTP, "legate.filters.http.passthrough", "", 0, &lg_passthrough_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.router", "envoy.extensions.filters.http.router.v3.Router", 1, &lg_router_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.jwt_authn",
-     "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication", 0, NULL},
+     "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication", 0, &lg_jwt_authn_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz", 0, NULL},
     {LG_FILTER_HTTP, "envoy.filters.http.local_ratelimit",
      "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit", 0, NULL},
