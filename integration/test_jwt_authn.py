@@ -131,7 +131,7 @@ def proxy(start_legate_module, origin_module, tmp_path_factory):
         rule("/named", requirement_name="needs_rsa"),
         rule("/", {"provider_name": "rsa"}),
     ]
-    cfg = {"@type": JWT_TYPE, "providers": providers, "rules": rules,
+    cfg = {"@type": JWT_TYPE, "providers": providers, "rules": rules, "bypass_cors_preflight": True,
            "requirement_map": {"needs_rsa": {"provider_name": "rsa"}, "needs_hs": {"provider_name": "hs"}}}
     routes = [per_route("/disabled", {"disabled": True}),
               per_route("/pr-named", {"requirement_name": "needs_hs"}),
@@ -446,6 +446,36 @@ def test_stats(proxy):
     assert after["http.ingress_http.jwt_authn.denied"] == before["http.ingress_http.jwt_authn.denied"] + 1
     assert "http.ingress_http.jwt_authn.jwks_fetch_success" in after
     assert "http.ingress_http.jwt_authn.jwks_fetch_failed" in after
+
+
+def test_cors_preflight_bypassed(proxy):
+    before = stats(proxy).get("http.ingress_http.jwt_authn.cors_preflight_bypassed", 0)
+    r = curl(proxy.url("/rsa/echo"), "--http1.1", "-X", "OPTIONS", "-H", "origin: https://app.example",
+             "-H", "access-control-request-method: GET")
+    assert r.status == 200, r
+    assert stats(proxy)["http.ingress_http.jwt_authn.cors_preflight_bypassed"] == before + 1
+    # an OPTIONS without the CORS headers is an ordinary request
+    assert_denied(curl(proxy.url("/rsa/echo"), "--http1.1", "-X", "OPTIONS"), 401, "Jwt is missing",
+                  invalid_token=False)
+
+
+def test_strip_failure_response(start_legate, free_port, origin):
+    port = free_port()
+    cfg = {"@type": JWT_TYPE, "strip_failure_response": True,
+           "providers": {"rsa": provider("https://rsa.example", jwks(jwk(RSAAlgorithm, RSA_KEY.public_key())))},
+           "rules": [rule("/", {"provider_name": "rsa"})]}
+    filters = [{"name": FILTER, "typed_config": cfg}, bs.router_filter()]
+    chain = bs.filter_chain(bs.hcm([bs.route("/", "app")], http_filters=filters))
+    lg = start_legate(bs.bootstrap([bs.listener("ingress", port, [chain])], [bs.cluster("app", [origin.port])]))
+    r = get(lg, "/echo", rs(exp=int(time.time()) - 3600))
+    assert r.status == 401 and r.body == b"" and r.header("www-authenticate") is None, r
+    echoed(get(lg, "/echo", rs()))
+
+
+def test_grpc_request_gets_grpc_status(proxy):
+    r = curl(proxy.url("/rsa/echo"), "--http2-prior-knowledge", "-X", "POST", "-H", "content-type: application/grpc")
+    assert r.status == 200 and r.header("grpc-status") == "16", r  # UNAUTHENTICATED
+    assert r.header("grpc-message") == "Jwt is missing", r
 
 
 # ---- config refusals --------------------------------------------------------------------------

@@ -25,10 +25,6 @@
 /* Envoy's Http::Utility::buildOriginalUri bound on the path in the realm. */
 #define MAX_REALM_PATH 256
 
-typedef struct st_jwt_state_t {
-    int done;
-} jwt_state_t;
-
 /* A token found in the request, and where (header name, for stripping). */
 typedef struct st_found_t {
     h2o_iovec_t token;
@@ -558,6 +554,5 @@ const lg_http_filter_ops_t lg_jwt_authn_ops = {
     .destroy_config = lg_jwt_authn_destroy_config,
     .create_per_route_config = lg_jwt_authn_create_per_route_config,
     .destroy_per_route_config = lg_jwt_authn_destroy_per_route_config,
-    .state_size = sizeof(jwt_state_t),
     .decode_headers = decode_headers,
 };
