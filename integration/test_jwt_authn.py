@@ -300,6 +300,15 @@ def test_unknown_kid(proxy):
                   "Jwks doesn't have key to match kid or alg from Jwt")
 
 
+def test_many_tokens_refused(proxy):
+    t = rs()
+    r = curl(proxy.url("/rsa/echo?" + "&".join(["access_token=" + t] * 17)), "--http1.1")
+    assert_denied(r, 401, "Found multiple Jwt tokens")
+    echoed(curl(proxy.url("/rsa/echo?" + "&".join(["access_token=" + t] * 16)), "--http1.1"))
+    r = curl(proxy.url("/missing-ok/echo?" + "&".join(["access_token=x"] * 3000)), "--http1.1")
+    assert_denied(r, 401, "Found multiple Jwt tokens")
+
+
 def test_huge_token_refused_before_crypto(proxy):
     r = get(proxy, "/rsa/echo", "a" * (64 * 1024))
     assert r.status in (401, 431), r

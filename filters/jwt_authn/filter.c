@@ -24,6 +24,11 @@
 
 /* Envoy's Http::Utility::buildOriginalUri bound on the path in the realm. */
 #define MAX_REALM_PATH 256
+/* More tokens than this in one request is refused ("Found multiple Jwt tokens") rather than
+ * verified one by one: Envoy has no bound, but a query string of thousands of access_token
+ * parameters would otherwise buy that many verifications. Ignoring the extra ones is no option,
+ * since they would reach the upstream unverified. */
+#define MAX_TOKENS 16
 
 /* A token found in the request, and where (header name, for stripping). */
 typedef struct st_found_t {
@@ -285,8 +290,10 @@ static h2o_iovec_t claim_value(h2o_mem_pool_t *pool, json_t *payload, const char
     return h2o_iovec_init(NULL, 0);
 }
 
-/* The verified token's side effects, applied when the whole requirement passes. */
-static void accept_token(verify_t *v, const lg_jwt_provider_t *p, const lg_jwt_t *jwt, const found_t *f)
+/* The verified token's side effects, applied when the whole requirement passes. `cands` are the
+ * places the token was found; without `forward` the provider's header locations are stripped. */
+static void accept_token(verify_t *v, const lg_jwt_provider_t *p, const lg_jwt_t *jwt, const found_t *const *cands,
+                         size_t n_cands)
 {
     if (p->forward_payload_header.len != 0) {
         size_t len = jwt->payload_b64.len, pad = p->pad_forward_payload_header ? (4 - len % 4) % 4 : 0;
@@ -303,8 +310,9 @@ static void accept_token(verify_t *v, const lg_jwt_provider_t *p, const lg_jwt_t
         if (p->clear_route_cache)
             v->clear_route = 1;
     }
-    if (!p->forward && f->header.len != 0)
-        lg_headers_add(v->pool, &v->remove, f->header, h2o_iovec_init("", 0));
+    for (size_t i = 0; i < n_cands; ++i)
+        if (!p->forward && cands[i]->provider == p && cands[i]->header.len != 0)
+            lg_headers_add(v->pool, &v->remove, cands[i]->header, h2o_iovec_init("", 0));
 }
 
 /* Which provider verifies a token: the required one, or (allow_missing*) the first provider that
@@ -351,7 +359,7 @@ static lg_jwt_status_t verify_token(verify_t *v, const found_t *const *cands, si
         goto Exit;
     }
     if ((st = lg_jwt_verify(&jwt, &p->jwks)) == LG_JWT_OK)
-        accept_token(v, p, &jwt, f);
+        accept_token(v, p, &jwt, cands, n_cands);
 Exit:
     lg_jwt_dispose(&jwt);
     return st;
@@ -361,10 +369,12 @@ Exit:
 
 static lg_jwt_status_t check_provider(verify_t *v, const lg_jwt_requirement_t *r)
 {
-    found_list_t found = {NULL};
+    found_list_t found = {.entries = NULL};
     extract(v, r->provider, &found);
     if (found.size == 0)
         return LG_JWT_JWT_MISSED;
+    if (found.size > MAX_TOKENS)
+        return LG_JWT_JWT_MULTIPLE_TOKENS;
     /* Every token must verify: a good token next to a bad one could fool the upstream. */
     for (size_t i = 0; i < found.size; ++i) {
         /* The one candidate is the required provider: a token of another issuer is unknown. */
@@ -386,9 +396,11 @@ static int same_token(const found_t *a, const found_t *b)
 /* allow_missing and allow_missing_or_failed read every provider's locations. */
 static lg_jwt_status_t check_all_providers(verify_t *v, int allow_failed)
 {
-    found_list_t found = {NULL};
+    found_list_t found = {.entries = NULL};
     for (size_t i = 0; i < v->cfg->n_providers; ++i)
         extract(v, &v->cfg->providers[i], &found);
+    if (found.size > MAX_TOKENS * v->cfg->n_providers)
+        return allow_failed ? LG_JWT_OK : LG_JWT_JWT_MULTIPLE_TOKENS;
     const found_t **cands = h2o_mem_alloc_pool(v->pool, (found.size != 0 ? found.size : 1) * sizeof(*cands));
     for (size_t i = 0; i < found.size; ++i) {
         size_t first = 0;
@@ -466,7 +478,7 @@ static void deny(lg_filter_t *f, const lg_jwt_authn_config_t *cfg, lg_request_he
 {
     h2o_mem_pool_t *pool = lg_filter_pool(f);
     lg_stats_inc(cells(f), cfg->stats.denied);
-    lg_headers_t extra = {NULL};
+    lg_headers_t extra = {.entries = NULL};
     if (!cfg->strip_failure_response) {
         const h2o_iovec_t *proto = lg_headers_get(&req->headers, "x-forwarded-proto", 17);
         h2o_iovec_t scheme = proto != NULL ? *proto : req->scheme;

@@ -53,6 +53,7 @@
     X(JWT_UNKNOWN_ISSUER, "Jwt issuer is not configured")                                          \
     X(JWT_AUDIENCE_NOT_ALLOWED, "Audiences in Jwt are not allowed")                                \
     X(JWT_VERIFICATION_FAIL, "Jwt verification fails")                                             \
+    X(JWT_MULTIPLE_TOKENS, "Found multiple Jwt tokens")                                            \
     X(JWKS_PARSE_ERROR, "Jwks is an invalid JSON")                                                 \
     X(JWKS_NO_KEYS, "Jwks does not have [keys] field")                                             \
     X(JWKS_BAD_KEYS, "[keys] in Jwks is not an array")                                             \

@@ -12,7 +12,7 @@
 
 static lg_jwt_status_t parse(const char *doc, long *bad)
 {
-    lg_jwks_t jwks = {NULL};
+    lg_jwks_t jwks = {.keys = NULL};
     long b;
     lg_jwt_status_t st = lg_jwks_parse(&jwks, doc, strlen(doc), &b);
     if (bad != NULL)
@@ -48,7 +48,7 @@ LG_TEST(test_every_key_type)
     char doc[16384];
     snprintf(doc, sizeof(doc), "{\"keys\":[%s,%s,%s,%s,{\"kty\":\"oct\",\"k\":\"c2VjcmV0\",\"kid\":\"h1\"}]}", jr, je,
              je5, jd);
-    lg_jwks_t jwks = {NULL};
+    lg_jwks_t jwks = {.keys = NULL};
     long bad;
     LG_EXPECT_INT(lg_jwks_parse(&jwks, doc, strlen(doc), &bad), LG_JWT_OK);
     LG_EXPECT_INT(jwks.n_keys, 5);

@@ -16,7 +16,7 @@ static const char payload[] = "{\"iss\":\"https://i.example\",\"sub\":\"s\",\"au
 
 static lg_jwt_status_t verify(const char *token, const char *jwks_json)
 {
-    lg_jwks_t jwks = {NULL};
+    lg_jwks_t jwks = {.keys = NULL};
     long bad;
     lg_jwt_t jwt;
     memset(&jwt, 0, sizeof(jwt));
