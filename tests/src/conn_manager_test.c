@@ -18,6 +18,7 @@ typedef struct st_fake_codec_t {
     char body[256];
     size_t body_len;
     char grpc_status[8];
+    char extra[64]; /* the x-extra response header, if any */
 } fake_codec_t;
 
 static void fc_encode_headers(lg_server_stream_t *s, const lg_response_head_t *head, int end_stream)
@@ -28,6 +29,9 @@ static void fc_encode_headers(lg_server_stream_t *s, const lg_response_head_t *h
     const h2o_iovec_t *g = lg_headers_get(&head->headers, "grpc-status", 11);
     if (g != NULL && g->len < sizeof(c->grpc_status))
         memcpy(c->grpc_status, g->base, g->len);
+    const h2o_iovec_t *x = lg_headers_get(&head->headers, "x-extra", 7);
+    if (x != NULL && x->len < sizeof(c->extra))
+        memcpy(c->extra, x->base, x->len);
 }
 static void fc_encode_data(lg_server_stream_t *s, const void *data, size_t len, int end_stream)
 {
@@ -224,6 +228,22 @@ LG_TEST(test_local_reply_ends_stream_and_skips_later_filters)
     teardown();
 }
 
+LG_TEST(test_local_reply_with_headers)
+{
+    setup(1);
+    script_headers[0] = LG_FILTER_HEADERS_STOP_ITERATION;
+    fake_codec_t fc;
+    start(&fc, NULL, 1);
+    lg_headers_t extra = {.entries = NULL};
+    lg_headers_add(lg_stream_pool(stopped->stream), &extra, LG_LIT("x-extra"), LG_LIT("Bearer realm=\"x\""));
+    lg_filter_send_local_reply_with_headers(stopped, 401, "Jwt is missing", &extra, NULL, "jwt_authn_access_denied");
+    LG_EXPECT_INT(fc.status, 401);
+    LG_EXPECT_STR(fc.extra, "Bearer realm=\"x\""); /* Envoy's modify_headers: added to the reply */
+    LG_EXPECT_INT(fc.body_len, 14);
+    LG_EXPECT_INT(fc.released, 1);
+    teardown();
+}
+
 LG_TEST(test_grpc_local_reply_is_trailers_only)
 {
     setup(1);
@@ -270,6 +290,7 @@ int main(void)
     LG_RUN(test_stop_iteration_still_sees_data_and_trailers);
     LG_RUN(test_stop_all_holds_data_until_continue);
     LG_RUN(test_local_reply_ends_stream_and_skips_later_filters);
+    LG_RUN(test_local_reply_with_headers);
     LG_RUN(test_grpc_local_reply_is_trailers_only);
     LG_RUN(test_encode_runs_in_reverse_order);
     free((void *)config.stats);
