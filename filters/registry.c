@@ -42,3 +42,14 @@ const lg_filter_factory_t *lg_filter_registry_find(lg_filter_kind_t kind, const 
             return &factories[i];
     return NULL;
 }
+
+const lg_filter_factory_t *lg_filter_registry_find_per_route(const char *per_route_type)
+{
+    for (size_t i = 0; i < sizeof(factories) / sizeof(factories[0]); ++i) {
+        const lg_http_filter_ops_t *ops = factories[i].ops;
+        if (factories[i].kind == LG_FILTER_HTTP && ops != NULL && ops->per_route_descriptor != NULL &&
+            strcmp(ops->per_route_descriptor->name, per_route_type) == 0)
+            return &factories[i];
+    }
+    return NULL;
+}

@@ -32,4 +32,10 @@ typedef struct st_lg_filter_factory_t {
 const lg_filter_factory_t *lg_filter_registry_find(lg_filter_kind_t kind, const char *name,
                                                    const char *config_type);
 
+/**
+ * Finds the HTTP filter whose typed_per_filter_config message is `per_route_type` (full message
+ * name), or NULL.
+ */
+const lg_filter_factory_t *lg_filter_registry_find_per_route(const char *per_route_type);
+
 #endif

@@ -347,6 +347,19 @@ static void *build_per_route(void *ctx, const char *filter_name, const Google__P
 {
     const lg_bootstrap_t *bootstrap = ctx;
     const lg_filter_factory_t *f = lg_filter_registry_find(LG_FILTER_HTTP, filter_name, NULL);
+    if (f == NULL) {
+        /* Per-route configs are found by the filter's Envoy name. A config a filter would read, keyed
+         * by another name (the filter renamed in http_filters), would be dropped here and the route
+         * would run without it: for jwt_authn that is a requirement silently not applied. */
+        const char *url = any->type_url != NULL ? any->type_url : "", *slash = strrchr(url, '/');
+        const lg_filter_factory_t *by_type = lg_filter_registry_find_per_route(slash != NULL ? slash + 1 : url);
+        if (by_type != NULL) {
+            lg_error_set(err, "per-route config of type %s must be keyed by the filter's name \"%s\" "
+                              "(legate does not match renamed filters yet)", slash != NULL ? slash + 1 : url,
+                         by_type->name);
+            return NULL;
+        }
+    }
     if (f == NULL || f->ops == NULL || f->ops->create_per_route_config == NULL)
         return NULL; /* configs of filters that take none are ignored, as Envoy does for optional ones */
     int owned;
