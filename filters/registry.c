@@ -8,6 +8,7 @@
 #include "filters/compressor/compressor.h"
 #include "filters/decompressor/decompressor.h"
 #include "filters/ext_authz/ext_authz.h"
+#include "filters/jwt_authn/jwt_authn.h"
 #include "filters/local_ratelimit/local_ratelimit.h"
 #include "filters/passthrough/passthrough.h"
 #include "filters/ratelimit/ratelimit.h"
@@ -23,7 +24,7 @@ static const lg_filter_factory_t factories[] = {
     {LG_FILTER_HTTP, "envoy.filters.http.decompressor", "envoy.extensions.filters.http.decompressor.v3.Decompressor", 0,
      &lg_decompressor_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.jwt_authn",
-     "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication", 0, NULL},
+     "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication", 0, &lg_jwt_authn_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz", 0,
      &lg_ext_authz_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.local_ratelimit",

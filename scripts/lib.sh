@@ -8,7 +8,8 @@ LG_APT_PACKAGES="build-essential cmake ninja-build pkg-config clang libclang-rt-
   libh2o-evloop-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libprotobuf-dev python3-protobuf libgrpc-dev libc-ares-dev libyaml-dev libssl-dev libjansson-dev
   libre2-dev zlib1g-dev openssl curl nghttp2-client python3-pytest python3-grpcio netcat-openbsd
-  nghttp2-server nghttp2-proxy python3-h2 python3-yaml python3-prometheus-client redis-server"
+  nghttp2-server nghttp2-proxy python3-h2 python3-yaml python3-prometheus-client redis-server python3-jwt
+  python3-cryptography"
 
 lg_log() { printf '==> %s\n' "$*" >&2; }
 

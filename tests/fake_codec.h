@@ -19,6 +19,7 @@ typedef struct st_fake_codec_t {
     char *body;
     size_t body_len;
     char grpc_status[8];
+    char extra[64]; /* the x-extra response header, copied (the head's strings die with the stream) */
 } fake_codec_t;
 
 static void fc_encode_headers(lg_server_stream_t *s, const lg_response_head_t *head, int end_stream)
@@ -30,6 +31,9 @@ static void fc_encode_headers(lg_server_stream_t *s, const lg_response_head_t *h
     const h2o_iovec_t *g = lg_headers_get(&head->headers, "grpc-status", 11);
     if (g != NULL && g->len < sizeof(c->grpc_status))
         memcpy(c->grpc_status, g->base, g->len);
+    const h2o_iovec_t *x = lg_headers_get(&head->headers, "x-extra", 7);
+    if (x != NULL && x->len < sizeof(c->extra))
+        memcpy(c->extra, x->base, x->len);
 }
 static void fc_encode_data(lg_server_stream_t *s, const void *data, size_t len, int end_stream)
 {

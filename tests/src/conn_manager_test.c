@@ -168,6 +168,25 @@ LG_TEST(test_local_reply_ends_stream_and_skips_later_filters)
     teardown();
 }
 
+LG_TEST(test_local_reply_with_headers)
+{
+    setup(1);
+    script_headers[0] = LG_FILTER_HEADERS_STOP_ITERATION;
+    fake_codec_t fc;
+    start(&fc, NULL, 1);
+    lg_headers_t extra = {.entries = NULL};
+    lg_headers_add(lg_stream_pool(stopped->stream), &extra, LG_LIT("x-extra"), LG_LIT("Bearer realm=\"x\""));
+    lg_local_reply_t reply = {.status = 401, .body = "Jwt is missing", .details = "jwt_authn_access_denied",
+                              .headers = &extra, .grpc_status = -1};
+    lg_filter_send_local_reply_ex(stopped, &reply);
+    LG_EXPECT_INT(fc.status, 401);
+    LG_EXPECT_STR(fc.extra, "Bearer realm=\"x\""); /* Envoy's modify_headers: added to the reply */
+    LG_EXPECT_INT(fc.body_len, 14);
+    LG_EXPECT_INT(fc.released, 1);
+    fake_codec_dispose(&fc);
+    teardown();
+}
+
 LG_TEST(test_grpc_local_reply_is_trailers_only)
 {
     setup(1);
@@ -216,6 +235,7 @@ int main(void)
     LG_RUN(test_stop_iteration_still_sees_data_and_trailers);
     LG_RUN(test_stop_all_holds_data_until_continue);
     LG_RUN(test_local_reply_ends_stream_and_skips_later_filters);
+    LG_RUN(test_local_reply_with_headers);
     LG_RUN(test_grpc_local_reply_is_trailers_only);
     LG_RUN(test_encode_runs_in_reverse_order);
     free((void *)config.stats);
