@@ -11,7 +11,10 @@
 #   h2c     h2load -c10 -m10, h2c (prior knowledge) in, HTTP/1.1 out
 #   h2c-up  h2load -c10 -m10, h2c in and out (nginx 1.22 has no HTTP/2 upstream: n/s)
 # Targets (BENCH_TARGETS, default "direct legate nginx haproxy"); "direct" is the load sent to the
-# origin itself, the ceiling of this layout.
+# origin itself, the ceiling of this layout. legate-<variant> is legate with one more HTTP filter
+# before the router (bench/filter_variants.py: lrl, jwt-rs256, jwt-es256, ext-authz), so
+#   BENCH_SCENARIOS=h1 BENCH_TARGETS="legate legate-lrl legate-jwt-rs256 legate-jwt-es256 legate-ext-authz"
+# prints each filter's cost as a ratio to the router-only legate.
 # Per cell: req/s (median of BENCH_REPS runs of BENCH_DURATION s, with min-max), p50/p99 (wrk's;
 # for h2load a 2 s run with --log-file after each throughput run, never used for req/s), proxy
 # CPU us/req (busy time of CPU 1 from /proc/stat / requests), proxy RSS (VmRSS summed over its
@@ -32,7 +35,9 @@ TARGETS=${BENCH_TARGETS:-"direct legate nginx haproxy"}
 LEGATE_BIN=${LEGATE_BIN:-$LG_ROOT/build/legate}
 
 PORT_H1_ORIGIN=19001 PORT_H2_ORIGIN=19002
-PORT_LEGATE=19010 PORT_NGINX=19011 PORT_NGINX_H2C=19111 PORT_HAPROXY=19012
+PORT_LEGATE=19010 PORT_NGINX=19011 PORT_NGINX_H2C=19111 PORT_HAPROXY=19012 PORT_AUTHZ=19030
+declare -A VARIANT_PORT=([legate-lrl]=19020 [legate-jwt-rs256]=19021 [legate-jwt-es256]=19022 [legate-ext-authz]=19023)
+declare -A VARIANT_HEADER
 
 # --- install and build ----------------------------------------------------------------------
 bench_pkgs="nginx-light haproxy h2o wrk nghttp2-client util-linux"
@@ -118,6 +123,12 @@ start() { # start NAME PORT CPU-PREFIX COMMAND...
 start origin-nginx $PORT_H1_ORIGIN "$LOAD_CPU" nginx -e stderr -p "$WORK" -c "$WORK/origin-nginx.conf" || exit 1
 start origin-h2o $PORT_H2_ORIGIN "$LOAD_CPU" h2o -c "$WORK/origin-h2c-h2o.conf" || exit 1
 
+drop_target() { # drop_target NAME: removes one target (a whole word) from TARGETS
+  local t out=""
+  for t in $TARGETS; do [ "$t" = "$1" ] || out="$out $t"; done
+  TARGETS=$out
+}
+
 declare -A IDLE_RSS
 tree_rss_kib() { # sum of VmRSS over PID and its descendants
   local pid=$1 total=0 c
@@ -134,13 +145,26 @@ for t in $TARGETS; do
     direct) ;;
     legate)
       start legate $PORT_LEGATE "$PROXY_CPU" "$LEGATE_BIN" -c "$WORK/proxy-legate.yaml" \
-        --concurrency 1 -l warning --drain-time-s 1 || TARGETS=${TARGETS//legate/} ;;
+        --concurrency 1 -l warning --drain-time-s 1 || drop_target legate ;;
+    legate-*)
+      v=${t#legate-}
+      [ -n "${VARIANT_PORT[$t]:-}" ] || { echo "unknown target $t" >&2; exit 1; }
+      if [ "$v" = ext-authz ] && [ -z "${PID[authz]:-}" ]; then
+        authz_bin=$LG_ROOT/build/peers/ext_authz_server
+        [ -x "$authz_bin" ] || (cd integration/peers/ext_authz_server && GOFLAGS=-buildvcs=false CGO_ENABLED=0 \
+          timeout 900 go build -o "$authz_bin" .) || { drop_target "$t"; continue; }
+        start authz $PORT_AUTHZ "$LOAD_CPU" "$authz_bin" -addr 127.0.0.1:$PORT_AUTHZ || { drop_target "$t"; continue; }
+      fi
+      VARIANT_HEADER[$t]=$(/usr/bin/python3 bench/filter_variants.py "$v" "$WORK/proxy-legate.yaml" \
+        "$WORK/proxy-$t.yaml" "${VARIANT_PORT[$t]}" $PORT_AUTHZ) || { drop_target "$t"; continue; }
+      start "$t" "${VARIANT_PORT[$t]}" "$PROXY_CPU" "$LEGATE_BIN" -c "$WORK/proxy-$t.yaml" \
+        --concurrency 1 -l warning --drain-time-s 1 || drop_target "$t" ;;
     nginx)
       start nginx $PORT_NGINX "$PROXY_CPU" nginx -e stderr -p "$WORK" -c "$WORK/proxy-nginx.conf" \
-        || TARGETS=${TARGETS//nginx/} ;;
+        || drop_target nginx ;;
     haproxy)
       start haproxy $PORT_HAPROXY "$PROXY_CPU" haproxy -db -f "$WORK/proxy-haproxy.cfg" \
-        || TARGETS=${TARGETS//haproxy/} ;;
+        || drop_target haproxy ;;
     *) echo "unknown target $t" >&2; exit 1 ;;
   esac
   [ -n "${PID[$t]:-}" ] && IDLE_RSS[$t]=$(tree_rss_kib "${PID[$t]}")
@@ -153,6 +177,7 @@ url() { # url SCENARIO TARGET -> URL, or nothing when not supported
   case $t in
     direct) case $s in h1|h1-4k|h2c) port=$PORT_H1_ORIGIN ;; h2c-up) port=$PORT_H2_ORIGIN ;; esac ;;
     legate) port=$PORT_LEGATE ;;
+    legate-*) port=${VARIANT_PORT[$t]} ;;
     haproxy) port=$PORT_HAPROXY ;;
     nginx) case $s in h1|h1-4k) port=$PORT_NGINX ;; h2c) port=$PORT_NGINX_H2C ;; h2c-up) return ;; esac ;;
   esac
@@ -168,16 +193,18 @@ run_cell() { # run_cell SCENARIO TARGET REP DURATION  (REP "warm" = warm-up, not
   u=$(url "$s" "$t"); [ -n "$u" ] || return 0
   [ "$t" = direct ] && [ "$s" = h2c ] && u=$(direct_h2_url)
   base=$WORK/raw/$s.$t.$rep
+  local hdr=()
+  [ -n "${VARIANT_HEADER[$t]:-}" ] && hdr=(-H "${VARIANT_HEADER[$t]}")
   cpu_line >"$base.cpu0"
   case $s in
-    h1|h1-4k) timeout $((d + 15)) $LOAD_CPU wrk -t1 -c50 -d"${d}s" --latency "$u" >"$base.out" 2>&1 ;;
-    h2c|h2c-up) timeout $((d + 15)) $LOAD_CPU h2load -t1 -c10 -m10 -D "$d" "$u" >"$base.out" 2>&1 ;;
+    h1|h1-4k) timeout $((d + 15)) $LOAD_CPU wrk -t1 -c50 -d"${d}s" --latency "${hdr[@]}" "$u" >"$base.out" 2>&1 ;;
+    h2c|h2c-up) timeout $((d + 15)) $LOAD_CPU h2load -t1 -c10 -m10 -D "$d" "${hdr[@]}" "$u" >"$base.out" 2>&1 ;;
   esac
   cpu_line >"$base.cpu1"
   [ "$rep" = warm ] && return 0
   if [ "$t" != direct ] && [ -n "${PID[$t]:-}" ]; then tree_rss_kib "${PID[$t]}" >"$base.rss"; fi
   if [ "$s" = h2c ] || [ "$s" = h2c-up ]; then
-    timeout $((LAT_DUR + 15)) $LOAD_CPU h2load -t1 -c10 -m10 -D "$LAT_DUR" --log-file="$base.lat" "$u" \
+    timeout $((LAT_DUR + 15)) $LOAD_CPU h2load -t1 -c10 -m10 -D "$LAT_DUR" --log-file="$base.lat" "${hdr[@]}" "$u" \
       >"$base.latout" 2>&1
   fi
 }

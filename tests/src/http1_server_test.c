@@ -601,9 +601,11 @@ static bool client_done(void)
 {
     return atomic_load(&cur_client->done);
 }
+/* Every connection the server accepted is closed, and there was one: a client that connected,
+ * sent and closed before the loop ran the accept must not pass as "nothing open". */
 static bool all_closed(void)
 {
-    return closed == accepted;
+    return accepted > 0 && closed == accepted;
 }
 static bool client_done_and_closed(void)
 {
