@@ -2,6 +2,7 @@
 endpoints, listeners and routes over ADS or per-type streams; legate starts its listener once the
 initial config is there, routes requests with it, follows route and endpoint changes without a
 restart, and keeps serving its last good config when an update is rejected (NACK)."""
+import contextlib
 import json
 import signal
 import socket
@@ -15,6 +16,31 @@ from lgharness.ports import pick_port
 from test_xds import XdsServer, _server_binary, bootstrap, cluster, endpoints, listener, route
 
 MODES = ["ads", "xds", "delta-ads"]
+
+
+@contextlib.contextmanager
+def legate_on(server, mode, tmp_path, legate_bin, workers=1):
+    """legate on a bootstrap pointing at `server`; stopped (SIGTERM) at the end, with the server,
+    and required to exit 0 with no sanitizer report."""
+    cfg = tmp_path / "bootstrap.yaml"
+    cfg.write_text(bootstrap(mode, server.grpc_port))
+    err = open(tmp_path / "legate.stderr", "wb")
+    proc = subprocess.Popen([legate_bin, "-c", str(cfg), "--concurrency", str(workers), "-l", "info",
+                             "--drain-time-s", "1"], stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+        err.close()
+        server.stop()
+    log = (tmp_path / "legate.stderr").read_text(errors="replace")
+    assert rc == 0, log
+    assert "Sanitizer" not in log and "runtime error" not in log, log
 
 
 def wait_port(port, bound=15.0):
@@ -42,12 +68,7 @@ def test_served_and_updated_from_the_control_plane(mode, tmp_path, legate_bin, m
     a, b = make_origin(), make_origin()
     server = XdsServer(_server_binary(), tmp_path, ads=mode.endswith("ads")).start()
     port = pick_port()
-    cfg = tmp_path / "bootstrap.yaml"
-    cfg.write_text(bootstrap(mode, server.grpc_port))
-    err = open(tmp_path / "legate.stderr", "wb")
-    proc = subprocess.Popen([legate_bin, "-c", str(cfg), "--concurrency", "1", "-l", "info",
-                             "--drain-time-s", "1"], stdout=subprocess.DEVNULL, stderr=err)
-    try:
+    with legate_on(server, mode, tmp_path, legate_bin) as proc:
         server.snapshot("v1", clusters=[cluster(mode, "c1")], endpoints=[endpoints("c1", a.port)],
                         listeners=[listener(mode, "l1", port, "r1")], routes=[route("r1", "c1")])
         assert wait_port(port), "legate did not start listening from the xDS config"
@@ -70,15 +91,38 @@ def test_served_and_updated_from_the_control_plane(mode, tmp_path, legate_bin, m
                                     for r in server.requests())), "no NACK naming the bad regex"
         assert curl("http://127.0.0.1:%d/echo/three" % port, "--http1.1").status == 200
         assert proc.poll() is None
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait()
-        err.close()
-        server.stop()
-    log = (tmp_path / "legate.stderr").read_text(errors="replace")
-    assert rc == 0, log
-    assert "Sanitizer" not in log and "runtime error" not in log, log
+
+
+def refused(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return False
+    except OSError:
+        return True
+
+
+@pytest.mark.parametrize("mode", ["ads", "xds"])
+def test_listeners_added_and_removed_after_start(mode, tmp_path, legate_bin, make_origin):
+    """LDS after start: a new listener starts accepting on every worker, a removed one stops (its
+    port refuses), one that cannot bind is NACKed with the reason while the others keep serving."""
+    a = make_origin()
+    server = XdsServer(_server_binary(), tmp_path, ads=mode.endswith("ads")).start()
+    p1, p2, p3 = pick_port(), pick_port(), pick_port()
+    with legate_on(server, mode, tmp_path, legate_bin, workers=2) as proc, socket.socket() as taken:
+        common = dict(clusters=[cluster(mode, "c1")], endpoints=[endpoints("c1", a.port)], routes=[route("r1", "c1")])
+        server.snapshot("v1", listeners=[listener(mode, "l1", p1, "r1")], **common)
+        assert wait_port(p1)
+        server.snapshot("v2", listeners=[listener(mode, "l1", p1, "r1"), listener(mode, "l2", p2, "r1")], **common)
+        assert wait_port(p2), "the listener added after start does not accept"
+        for p in (p1, p2):
+            assert curl("http://127.0.0.1:%d/echo/x" % p, "--http1.1").status == 200
+        server.snapshot("v3", listeners=[listener(mode, "l2", p2, "r1")], **common)
+        assert wait_for(lambda: refused(p1)), "the removed listener still accepts"
+        assert curl("http://127.0.0.1:%d/echo/y" % p2, "--http1.1").status == 200
+        taken.bind(("127.0.0.1", p3))
+        taken.listen(1)
+        server.snapshot("v4", listeners=[listener(mode, "l2", p2, "r1"), listener(mode, "l3", p3, "r1")], **common)
+        assert wait_for(lambda: any(r["error_detail"] and "cannot bind" in r["error_detail"]["message"]
+                                    for r in server.requests())), "no NACK naming the bind failure"
+        assert curl("http://127.0.0.1:%d/echo/z" % p2, "--http1.1").status == 200
+        assert proc.poll() is None

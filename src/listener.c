@@ -20,7 +20,7 @@
 
 typedef struct st_pending_conn_t {
     lg_worker_t *worker;
-    lg_worker_listener_t *wl;
+    const lg_listener_t *config; /* in `snapshot`: the worker's listeners may change meanwhile */
     lg_snapshot_t *snapshot;
     h2o_socket_t *sock;
     lg_tls_conn_t tls;
@@ -122,8 +122,8 @@ static void on_preface(h2o_socket_t *sock, const char *err)
     if (match && n < H2_PREFACE_LEN)
         return; /* wait for the rest of the preface */
     h2o_socket_read_stop(sock);
-    const lg_filter_chain_t *chain = plaintext_chain(pc->wl->config);
-    start_codec(pc->worker, pc->snapshot, pc->wl->config, chain, sock, match, 0);
+    const lg_filter_chain_t *chain = plaintext_chain(pc->config);
+    start_codec(pc->worker, pc->snapshot, pc->config, chain, sock, match, 0);
     finish_pending(pc);
 }
 
@@ -136,7 +136,7 @@ static void on_handshake(h2o_socket_t *sock, const char *err)
         finish_pending(pc);
         return;
     }
-    const lg_listener_t *l = pc->wl->config;
+    const lg_listener_t *l = pc->config;
     int idx = pc->tls.chain_index;
     const lg_filter_chain_t *chain = idx >= 0 && (size_t)idx < l->n_chains ? l->chains[idx]
                                      : idx == (int)l->n_chains                ? l->default_chain
@@ -162,7 +162,7 @@ static void accept_one(lg_worker_t *w, lg_worker_listener_t *wl, h2o_socket_t *s
         if (pc == NULL)
             lg_fatal("out of memory");
         pc->worker = w;
-        pc->wl = wl;
+        pc->config = l;
         pc->snapshot = lg_snapshot_retain(w->snapshot);
         pc->sock = sock;
         sock->data = pc;
@@ -186,7 +186,7 @@ static void accept_one(lg_worker_t *w, lg_worker_listener_t *wl, h2o_socket_t *s
         if (pc == NULL)
             lg_fatal("out of memory");
         pc->worker = w;
-        pc->wl = wl;
+        pc->config = l;
         pc->snapshot = lg_snapshot_retain(w->snapshot);
         pc->sock = sock;
         sock->data = pc;

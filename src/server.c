@@ -89,35 +89,87 @@ static int bind_listener(const lg_listener_t *l, struct sockaddr_storage *addr, 
     return 0;
 }
 
-/* One socket per listener per worker; a port of 0 is resolved by the first bind and reused. */
-static int bind_all(server_t *srv, lg_error_t *err)
+/* Frees a [worker][listener] table of sockets (closing them when `close_fds`). */
+static void free_fds(int **fds, unsigned n_workers, size_t n_listeners, int close_fds)
 {
-    lg_snapshot_t *snap = srv->snapshot;
-    srv->listen_fds = calloc(srv->n_workers, sizeof(*srv->listen_fds));
-    if (srv->listen_fds == NULL)
+    if (fds == NULL)
+        return;
+    for (unsigned w = 0; w < n_workers; ++w) {
+        for (size_t i = 0; close_fds && i < n_listeners; ++i)
+            if (fds[w][i] >= 0)
+                close(fds[w][i]);
+        free(fds[w]);
+    }
+    free(fds);
+}
+
+/* The listener of `old` with the same configured address as `l`, or -1. */
+static ssize_t same_address(const lg_snapshot_t *old, const lg_listener_t *l)
+{
+    for (size_t j = 0; old != NULL && j < old->n_listeners; ++j)
+        if (old->listeners[j]->addrlen == l->addrlen && memcmp(&old->listeners[j]->addr, &l->addr, l->addrlen) == 0)
+            return (ssize_t)j;
+    return -1;
+}
+
+/*
+ * One socket per listener of `snap` per worker: a listener at an address `old` already listens on
+ * keeps those sockets, a new one is bound for every worker (SO_REUSEPORT; a port of 0 is resolved
+ * by the first bind and reused). On failure, what was bound here is closed and -1 returned with err
+ * naming the listener; `old`'s sockets are untouched.
+ */
+static int bind_for(server_t *srv, const lg_snapshot_t *old, int **old_fds, const lg_snapshot_t *snap, int ***out,
+                    lg_error_t *err)
+{
+    int **fds = calloc(srv->n_workers, sizeof(*fds));
+    if (fds == NULL)
         lg_fatal("out of memory");
     for (unsigned w = 0; w < srv->n_workers; ++w) {
-        srv->listen_fds[w] = malloc(sizeof(int) * (snap->n_listeners ? snap->n_listeners : 1));
-        if (srv->listen_fds[w] == NULL)
+        fds[w] = malloc(sizeof(int) * (snap->n_listeners ? snap->n_listeners : 1));
+        if (fds[w] == NULL)
             lg_fatal("out of memory");
         for (size_t i = 0; i < snap->n_listeners; ++i)
-            srv->listen_fds[w][i] = -1;
+            fds[w][i] = -1;
     }
+    unsigned char *kept = calloc(snap->n_listeners ? snap->n_listeners : 1, 1);
+    if (kept == NULL)
+        lg_fatal("out of memory");
     for (size_t i = 0; i < snap->n_listeners; ++i) {
         lg_listener_t *l = snap->listeners[i];
+        ssize_t j = same_address(old, l);
+        if (j >= 0) {
+            for (unsigned w = 0; w < srv->n_workers; ++w)
+                fds[w][i] = old_fds[w][j];
+            kept[i] = 1;
+            continue;
+        }
         struct sockaddr_storage addr = l->addr;
         for (unsigned w = 0; w < srv->n_workers; ++w) {
-            if (bind_listener(l, &addr, l->addrlen, &srv->listen_fds[w][i], err) != 0)
+            if (bind_listener(l, &addr, l->addrlen, &fds[w][i], err) != 0) {
+                /* close only what this call bound */
+                for (size_t k = 0; k < snap->n_listeners; ++k)
+                    for (unsigned v = 0; kept[k] && v < srv->n_workers; ++v)
+                        fds[v][k] = -1;
+                free(kept);
+                free_fds(fds, srv->n_workers, snap->n_listeners, 1);
                 return -1;
+            }
             if (w == 0) {
                 socklen_t len = sizeof(addr);
-                getsockname(srv->listen_fds[0][i], (struct sockaddr *)&addr, &len);
+                getsockname(fds[0][i], (struct sockaddr *)&addr, &len);
             }
         }
         char buf[128];
         lg_info(main, "listener \"%s\" listening on %s", l->name, lg_sockaddr_to_string(&addr, buf, sizeof(buf), 1));
     }
+    free(kept);
+    *out = fds;
     return 0;
+}
+
+static int bind_all(server_t *srv, lg_error_t *err)
+{
+    return bind_for(srv, NULL, NULL, srv->snapshot, &srv->listen_fds, err);
 }
 
 static size_t active_connections(server_t *srv)
@@ -253,11 +305,26 @@ static int on_dynamic_snapshot(void *ctx, lg_snapshot_t *snap, lg_error_t *err)
         start_workers(srv);
         return 0;
     }
-    if (!same_listeners(srv->snapshot, snap))
-        return lg_error_set(err, "adding, removing or moving listeners after start is not supported by legate "
-                                 "yet; routes, clusters and endpoints are updated");
-    for (unsigned i = 0; i < srv->n_workers; ++i)
-        lg_worker_publish(srv->workers[i], snap);
+    if (!same_listeners(srv->snapshot, snap)) {
+        /* Listeners added, removed or moved: new addresses are bound first, so a failure (the port is
+         * taken) rejects the update and the current listeners keep serving. */
+        int **fds;
+        if (bind_for(srv, srv->snapshot, srv->listen_fds, snap, &fds, err) != 0)
+            return -1;
+        for (unsigned i = 0; i < srv->n_workers; ++i) {
+            int *mine = malloc(sizeof(int) * (snap->n_listeners ? snap->n_listeners : 1));
+            if (mine == NULL)
+                lg_fatal("out of memory");
+            memcpy(mine, fds[i], sizeof(int) * snap->n_listeners);
+            lg_worker_publish_listeners(srv->workers[i], snap, mine);
+        }
+        /* sockets of removed listeners are the workers' to close */
+        free_fds(srv->listen_fds, srv->n_workers, srv->snapshot->n_listeners, 0);
+        srv->listen_fds = fds;
+    } else {
+        for (unsigned i = 0; i < srv->n_workers; ++i)
+            lg_worker_publish(srv->workers[i], snap);
+    }
     lg_snapshot_release(srv->snapshot);
     srv->snapshot = snap;
     lg_info(main, "configuration updated (snapshot %llu)", (unsigned long long)snap->version);

@@ -25,6 +25,7 @@ typedef struct st_worker_msg_t {
     h2o_multithread_message_t super;
     msg_type_t type;
     lg_snapshot_t *snapshot;
+    int *fds; /* MSG_SNAPSHOT with new listeners: one socket per listener, NULL when unchanged */
 } worker_msg_t;
 
 h2o_timeout_t *lg_worker_timeout(lg_worker_t *w, uint64_t ms)
@@ -96,24 +97,69 @@ static void set_snapshot(lg_worker_t *w, lg_snapshot_t *snap)
     free(w->clusters);
     w->clusters = states;
     w->n_clusters = snap->n_clusters;
-    /* The main thread publishes only snapshots with the same listener addresses, in order: the
-     * sockets stay, their configs follow the new snapshot. */
+    /* Same listener addresses (fds NULL): the sockets stay, their configs follow the new snapshot. */
     for (size_t i = 0; i < w->n_listeners && i < snap->n_listeners; ++i)
-        w->listeners[i].config = snap->listeners[i];
+        w->listeners[i]->config = snap->listeners[i];
     if (w->snapshot != NULL)
         lg_snapshot_release(w->snapshot);
     w->snapshot = snap;
 }
 
+static void close_listener(lg_worker_listener_t *wl)
+{
+    if (wl->sock != NULL) {
+        h2o_socket_read_stop(wl->sock);
+        h2o_socket_close(wl->sock);
+        wl->sock = NULL;
+    } else if (wl->fd >= 0) {
+        close(wl->fd); /* never started (the worker was draining) */
+    }
+    wl->fd = -1;
+}
+
 static void close_listeners(lg_worker_t *w)
 {
-    for (size_t i = 0; i < w->n_listeners; ++i) {
-        if (w->listeners[i].sock != NULL) {
-            h2o_socket_read_stop(w->listeners[i].sock);
-            h2o_socket_close(w->listeners[i].sock);
-            w->listeners[i].sock = NULL;
+    for (size_t i = 0; i < w->n_listeners; ++i)
+        close_listener(w->listeners[i]);
+}
+
+/*
+ * The listeners of `snap` on the sockets in `fds`: a socket already listened on is kept (it is the
+ * same address), the others start accepting, and listeners whose socket is not in `fds` close.
+ * While draining nothing new starts accepting.
+ */
+static void update_listeners(lg_worker_t *w, const lg_snapshot_t *snap, const int *fds)
+{
+    lg_worker_listener_t **next = calloc(snap->n_listeners ? snap->n_listeners : 1, sizeof(*next));
+    if (next == NULL)
+        lg_fatal("out of memory");
+    for (size_t i = 0; i < snap->n_listeners; ++i) {
+        for (size_t j = 0; j < w->n_listeners && next[i] == NULL; ++j)
+            if (w->listeners[j] != NULL && w->listeners[j]->fd == fds[i]) {
+                next[i] = w->listeners[j];
+                w->listeners[j] = NULL;
+            }
+        if (next[i] != NULL) {
+            next[i]->config = snap->listeners[i];
+            continue;
         }
+        next[i] = calloc(1, sizeof(*next[i]));
+        if (next[i] == NULL)
+            lg_fatal("out of memory");
+        next[i]->fd = fds[i];
+        next[i]->config = snap->listeners[i];
+        if (!w->draining)
+            lg_listener_start(w, next[i], snap->listeners[i], fds[i]);
     }
+    for (size_t j = 0; j < w->n_listeners; ++j)
+        if (w->listeners[j] != NULL) {
+            lg_info(main, "worker %u: listener \"%s\" removed", w->id, w->listeners[j]->config->name);
+            close_listener(w->listeners[j]);
+            free(w->listeners[j]);
+        }
+    free(w->listeners);
+    w->listeners = next;
+    w->n_listeners = snap->n_listeners;
 }
 
 static void on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -124,6 +170,11 @@ static void on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
         h2o_linklist_unlink(&m->super.link);
         switch (m->type) {
         case MSG_SNAPSHOT:
+            if (m->fds != NULL) {
+                /* the configs of kept sockets point into the old snapshot until set_snapshot */
+                update_listeners(w, m->snapshot, m->fds);
+                free(m->fds);
+            }
             set_snapshot(w, m->snapshot);
             break;
         case MSG_DRAIN:
@@ -145,13 +196,14 @@ static void on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
     }
 }
 
-static void send_msg(lg_worker_t *w, msg_type_t type, lg_snapshot_t *snap)
+static void send_msg(lg_worker_t *w, msg_type_t type, lg_snapshot_t *snap, int *fds)
 {
     worker_msg_t *m = calloc(1, sizeof(*m));
     if (m == NULL)
         lg_fatal("out of memory");
     m->type = type;
     m->snapshot = snap;
+    m->fds = fds;
     h2o_multithread_send_message(&w->receiver, &m->super);
 }
 
@@ -181,12 +233,7 @@ static void *worker_main(void *arg)
     lg_snapshot_t *snap = w->snapshot;
     w->snapshot = NULL;
     set_snapshot(w, snap);
-    w->n_listeners = snap->n_listeners;
-    w->listeners = calloc(w->n_listeners ? w->n_listeners : 1, sizeof(*w->listeners));
-    if (w->listeners == NULL)
-        lg_fatal("out of memory");
-    for (size_t i = 0; i < w->n_listeners; ++i)
-        lg_listener_start(w, &w->listeners[i], snap->listeners[i], w->listen_fds[i]);
+    update_listeners(w, snap, w->listen_fds);
 
     pthread_mutex_lock(&w->ready_mutex);
     w->ready = 1;
@@ -264,12 +311,17 @@ int lg_worker_start(lg_worker_t *w)
 
 void lg_worker_publish(lg_worker_t *w, lg_snapshot_t *snapshot)
 {
-    send_msg(w, MSG_SNAPSHOT, lg_snapshot_retain(snapshot));
+    send_msg(w, MSG_SNAPSHOT, lg_snapshot_retain(snapshot), NULL);
+}
+
+void lg_worker_publish_listeners(lg_worker_t *w, lg_snapshot_t *snapshot, int *fds)
+{
+    send_msg(w, MSG_SNAPSHOT, lg_snapshot_retain(snapshot), fds);
 }
 
 void lg_worker_drain(lg_worker_t *w)
 {
-    send_msg(w, MSG_DRAIN, NULL);
+    send_msg(w, MSG_DRAIN, NULL, NULL);
 }
 
 size_t lg_worker_active_connections(lg_worker_t *w)
@@ -279,8 +331,10 @@ size_t lg_worker_active_connections(lg_worker_t *w)
 
 void lg_worker_stop_and_free(lg_worker_t *w)
 {
-    send_msg(w, MSG_STOP, NULL);
+    send_msg(w, MSG_STOP, NULL, NULL);
     pthread_join(w->thread, NULL);
+    for (size_t i = 0; i < w->n_listeners; ++i)
+        free(w->listeners[i]);
     free(w->listeners);
     pthread_mutex_destroy(&w->ready_mutex);
     pthread_cond_destroy(&w->ready_cond);

@@ -41,7 +41,7 @@ typedef struct st_lg_worker_t {
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t receiver;
     lg_snapshot_t *snapshot; /* current config; connections hold their own reference */
-    lg_worker_listener_t *listeners;
+    lg_worker_listener_t **listeners; /* one per listener of `snapshot`; each keeps its address */
     size_t n_listeners;
     lg_cluster_state_t **clusters; /* by lg_cluster_t.index of `snapshot` */
     size_t n_clusters;
@@ -71,6 +71,13 @@ lg_worker_t *lg_worker_new(unsigned id, lg_snapshot_t *snapshot, const int *list
 int lg_worker_start(lg_worker_t *w);
 /** From the main thread: hand the worker a new snapshot (it takes its own reference). */
 void lg_worker_publish(lg_worker_t *w, lg_snapshot_t *snapshot);
+/**
+ * As lg_worker_publish, for a snapshot whose listeners differ: `fds` (ownership passes to the
+ * worker; freed by it) holds one listening socket per listener of `snapshot`, in its order. A fd
+ * the worker already listens on keeps its socket; a new one starts accepting; a socket whose fd is
+ * not in `fds` stops accepting and is closed (its connections run on with the snapshot they hold).
+ */
+void lg_worker_publish_listeners(lg_worker_t *w, lg_snapshot_t *snapshot, int *fds);
 /** From the main thread: stop accepting and let connections finish (graceful drain). */
 void lg_worker_drain(lg_worker_t *w);
 /** From the main thread: stop the loop, join the thread, free the worker. */
