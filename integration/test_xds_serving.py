@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -19,11 +20,15 @@ MODES = ["ads", "xds", "delta-ads"]
 
 
 @contextlib.contextmanager
-def legate_on(server, mode, tmp_path, legate_bin, workers=1):
-    """legate on a bootstrap pointing at `server`; stopped (SIGTERM) at the end, with the server,
-    and required to exit 0 with no sanitizer report."""
+def legate_on(server, mode, tmp_path, legate_bin, workers=1, admin_port=None):
+    """legate on a bootstrap pointing at `server` (with an admin listener when `admin_port`);
+    stopped (SIGTERM) at the end, with the server, and required to exit 0 with no sanitizer
+    report."""
     cfg = tmp_path / "bootstrap.yaml"
-    cfg.write_text(bootstrap(mode, server.grpc_port))
+    boot = json.loads(bootstrap(mode, server.grpc_port))
+    if admin_port is not None:
+        boot["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}}
+    cfg.write_text(json.dumps(boot))
     err = open(tmp_path / "legate.stderr", "wb")
     proc = subprocess.Popen([legate_bin, "-c", str(cfg), "--concurrency", str(workers), "-l", "info",
                              "--drain-time-s", "1"], stdout=subprocess.DEVNULL, stderr=err)
@@ -67,8 +72,8 @@ def wait_for(pred, bound=10.0):
 def test_served_and_updated_from_the_control_plane(mode, tmp_path, legate_bin, make_origin):
     a, b = make_origin(), make_origin()
     server = XdsServer(_server_binary(), tmp_path, ads=mode.endswith("ads")).start()
-    port = pick_port()
-    with legate_on(server, mode, tmp_path, legate_bin) as proc:
+    port, admin_port = pick_port(), pick_port()
+    with legate_on(server, mode, tmp_path, legate_bin, admin_port=admin_port) as proc:
         server.snapshot("v1", clusters=[cluster(mode, "c1")], endpoints=[endpoints("c1", a.port)],
                         listeners=[listener(mode, "l1", port, "r1")], routes=[route("r1", "c1")])
         assert wait_port(port), "legate did not start listening from the xDS config"
@@ -91,6 +96,28 @@ def test_served_and_updated_from_the_control_plane(mode, tmp_path, legate_bin, m
                                     for r in server.requests())), "no NACK naming the bad regex"
         assert curl("http://127.0.0.1:%d/echo/three" % port, "--http1.1").status == 200
         assert proc.poll() is None
+        check_config_dump(admin_port, mode)
+
+
+def check_config_dump(admin_port, mode):
+    """/config_dump's dynamic sections after v1, v2 and the rejected v3 of the first test: every
+    resource with its version and last_updated, the route with the rejected update's error_state."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/config_dump?include_eds" % admin_port, timeout=10) as r:
+        configs = {c["@type"].rsplit(".", 1)[1]: c for c in json.loads(r.read())["configs"]}
+    sotw = not mode.startswith("delta")
+    clusters = configs["ClustersConfigDump"]["dynamic_active_clusters"]
+    assert [c["cluster"]["name"] for c in clusters] == ["c1"], clusters
+    assert clusters[0]["last_updated"].endswith("Z")
+    listeners = configs["ListenersConfigDump"]["dynamic_listeners"]
+    assert [(l["name"], l["active_state"]["listener"]["name"]) for l in listeners] == [("l1", "l1")], listeners
+    routes = configs["RoutesConfigDump"]["dynamic_route_configs"]
+    assert [r["route_config"]["name"] for r in routes] == ["r1"], routes
+    assert "regex" in routes[0]["error_state"]["details"], routes
+    eps = configs["EndpointsConfigDump"]["dynamic_endpoint_configs"]
+    assert [e["endpoint_config"]["cluster_name"] for e in eps] == ["c1"], eps
+    if sotw:
+        assert configs["ClustersConfigDump"]["version_info"] == "v3"
+        assert routes[0]["version_info"] == "v2" and routes[0]["error_state"]["version_info"] == "v3", routes
 
 
 def refused(port):

@@ -52,6 +52,8 @@ typedef struct st_lg_admin_hooks_t {
     /* POST /drain_listeners: stop accepting on the data-plane listeners (graceful: after letting
      * connections drain; inbound_only: only listeners with traffic_direction INBOUND). */
     void (*drain_listeners)(void *data, int graceful, int inbound_only);
+    /* The xDS resources for /config_dump's dynamic sections; NULL (or returning NULL) without xDS. */
+    const struct st_lg_dynamic_config_t *(*dynamic)(void *data);
     /* For /server_info: the parsed command line (borrowed, outlives the admin), the number of
      * workers actually started, and when the server started (wall clock; 0 = at lg_admin_start). */
     const lg_options_t *options;

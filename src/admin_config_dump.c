@@ -17,8 +17,11 @@
  * ?name_regex= keeps resources whose name fully matches. The dump's schema below checks mask paths
  * the way Envoy's FieldMaskUtil does, with protobuf-c descriptors below the dump messages.
  *
- * Not yet: xDS resources (dynamic_* lists, version_info, error_state): the xDS client will add
- * its elements to the same schema.
+ * With xDS (dynamic_config.c), the dynamic lists: dynamic_active_clusters, dynamic_listeners
+ * (active_state), dynamic_route_configs and dynamic_endpoint_configs, each with its version_info
+ * and last_updated, the types' version_info, and error_state on the resources a rejected update
+ * carried (details, version_info, last_update_attempt). Not yet: warming states (legate warms per
+ * type), client_status.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -26,6 +29,7 @@
 #include <string.h>
 
 #include "admin_render.h"
+#include "dynamic_config.h"
 #include "envoy/config/cluster/v3/cluster.pb-c.h"
 #include "envoy/config/endpoint/v3/endpoint.pb-c.h"
 #include "envoy/config/listener/v3/listener.pb-c.h"
@@ -270,6 +274,124 @@ static char *static_elem(const ctx_t *c, const char *field, const ProtobufCMessa
     return lg_strbuf_release(&b);
 }
 
+/* ---- xDS resources ---- */
+
+static void timestamp_json(lg_strbuf_t *b, struct timespec t)
+{
+    char ts[40];
+    lg_pb_timestamp_format(t.tv_sec, (int32_t)t.tv_nsec, ts, sizeof(ts));
+    lg_strbuf_printf(b, "\"%s\"", ts);
+}
+
+/* UpdateFailureState of `name` when the type's last update was rejected and carried it. */
+static int error_state_json(lg_strbuf_t *b, const lg_dynamic_error_t *e, const char *name)
+{
+    size_t i = 0;
+    while (e != NULL && i < e->n_names && strcmp(e->names[i], name) != 0)
+        ++i;
+    if (e == NULL || i == e->n_names)
+        return 0;
+    lg_strbuf_puts(b, "{\"last_update_attempt\":");
+    timestamp_json(b, e->at);
+    lg_strbuf_puts(b, ",\"details\":");
+    lg_strbuf_json_string(b, e->details, strlen(e->details));
+    if (e->version[0] != '\0') {
+        lg_strbuf_puts(b, ",\"version_info\":");
+        lg_strbuf_json_string(b, e->version, strlen(e->version));
+    }
+    lg_strbuf_puts(b, "}");
+    return 1;
+}
+
+typedef struct st_dyn_ctx_t {
+    const ctx_t *c;
+    list_t *out;
+    const char *field; /* "cluster", "route_config", "endpoint_config"; NULL: DynamicListener */
+    const lg_dynamic_error_t *error;
+} dyn_ctx_t;
+
+/* {"version_info":..., "<field>": Any, "last_updated":..., "error_state":...}, or for listeners
+ * {"name":..., "active_state": {...}, "error_state":...}. */
+static void dynamic_elem(void *ctx, const lg_dynamic_resource_t *r)
+{
+    dyn_ctx_t *d = ctx;
+    if (!name_matches(d->c, r->name))
+        return;
+    lg_strbuf_t b = LG_STRBUF_INIT;
+    if (d->field == NULL) {
+        lg_strbuf_puts(&b, "{\"name\":");
+        lg_strbuf_json_string(&b, r->name, strlen(r->name));
+        lg_strbuf_puts(&b, ",\"active_state\":");
+    }
+    lg_strbuf_puts(&b, "{\"version_info\":");
+    lg_strbuf_json_string(&b, r->version, strlen(r->version));
+    lg_strbuf_printf(&b, ",\"%s\":", d->field != NULL ? d->field : "listener");
+    any_json(&b, r->msg);
+    lg_strbuf_puts(&b, ",\"last_updated\":");
+    timestamp_json(&b, r->updated);
+    if (d->field == NULL)
+        lg_strbuf_puts(&b, "}");
+    lg_strbuf_t err = LG_STRBUF_INIT;
+    if (error_state_json(&err, d->error, r->name)) {
+        lg_strbuf_puts(&b, ",\"error_state\":");
+        lg_strbuf_append(&b, err.data, err.len);
+    }
+    lg_strbuf_dispose(&err);
+    lg_strbuf_puts(&b, "}");
+    list_push(d->out, lg_strbuf_release(&b));
+}
+
+typedef struct st_find_t {
+    const char *name;
+    int found;
+} find_t;
+
+static void find_active(void *ctx, const lg_dynamic_resource_t *r)
+{
+    find_t *f = ctx;
+    f->found |= strcmp(f->name, r->name) == 0;
+}
+
+/* Resources of a rejected update that never became active: listed with their error_state only. */
+static void rejected_only(const ctx_t *c, const lg_dynamic_error_t *e, lg_xds_type_t type, list_t *out)
+{
+    for (size_t i = 0; e != NULL && i < e->n_names; ++i) {
+        find_t f = {e->names[i], 0};
+        lg_dynamic_config_each(c->in->dynamic, type, find_active, &f);
+        if (f.found || !name_matches(c, e->names[i]))
+            continue;
+        lg_strbuf_t b = LG_STRBUF_INIT;
+        lg_strbuf_puts(&b, "{");
+        if (type == LG_XDS_LDS) {
+            lg_strbuf_puts(&b, "\"name\":");
+            lg_strbuf_json_string(&b, e->names[i], strlen(e->names[i]));
+            lg_strbuf_puts(&b, ",");
+        }
+        lg_strbuf_puts(&b, "\"error_state\":");
+        error_state_json(&b, e, e->names[i]);
+        lg_strbuf_puts(&b, "}");
+        list_push(out, lg_strbuf_release(&b));
+    }
+}
+
+static void dump_dynamic(const ctx_t *c, dump_t *d, lg_xds_type_t type, const char *list, const char *field)
+{
+    const lg_dynamic_config_t *dc = c->in->dynamic;
+    if (dc == NULL)
+        return;
+    list_t *out = &d->lists[field_index(d->schema, list)];
+    dyn_ctx_t dctx = {c, out, field, lg_dynamic_config_error(dc, type)};
+    lg_dynamic_config_each(dc, type, dynamic_elem, &dctx);
+    rejected_only(c, dctx.error, type, out);
+    const char *v = lg_dynamic_config_version(dc, type);
+    if (v != NULL && d->schema->fields[0].kind == K_SCALAR && strcmp(d->schema->fields[0].name, "version_info") == 0) {
+        lg_strbuf_t b = LG_STRBUF_INIT;
+        lg_strbuf_json_string(&b, v, strlen(v));
+        free(d->scalars[0]);
+        d->scalars[0] = lg_strbuf_release(&b);
+    }
+}
+
 static const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *static_resources(const ctx_t *c)
 {
     return c->in->bootstrap != NULL && c->in->bootstrap->pb != NULL ? c->in->bootstrap->pb->static_resources : NULL;
@@ -292,6 +414,7 @@ static void dump_clusters(const ctx_t *c, dump_t *d)
     for (size_t i = 0; sr != NULL && i < sr->n_clusters; ++i)
         if (name_matches(c, sr->clusters[i]->name))
             list_push(&d->lists[idx], static_elem(c, "cluster", &sr->clusters[i]->base));
+    dump_dynamic(c, d, LG_XDS_CDS, "dynamic_active_clusters", "cluster");
 }
 
 /* The live host set as Envoy dumps it: one locality, every host healthy with its weight. */
@@ -304,6 +427,12 @@ static void dump_endpoints(const ctx_t *c, dump_t *d)
         const lg_cluster_t *cl = snap->clusters[i];
         if (!name_matches(c, cl->name))
             continue;
+        if (c->in->dynamic != NULL) { /* EDS assignments are listed as received, below */
+            find_t f = {cl->name, 0};
+            lg_dynamic_config_each(c->in->dynamic, LG_XDS_EDS, find_active, &f);
+            if (f.found)
+                continue;
+        }
         lg_strbuf_t b = LG_STRBUF_INIT;
         lg_strbuf_puts(&b, "{\"endpoint_config\":{\"@type\":\"" TYPE_PREFIX
                            "envoy.config.endpoint.v3.ClusterLoadAssignment\",\"cluster_name\":");
@@ -332,7 +461,7 @@ static void dump_endpoints(const ctx_t *c, dump_t *d)
         }
         lg_strbuf_printf(&b, ",\"policy\":{\"overprovisioning_factor\":140}},\"last_updated\":%s}", c->last_updated);
         list_push(&d->lists[idx], lg_strbuf_release(&b));
-    }
+    }    dump_dynamic(c, d, LG_XDS_EDS, "dynamic_endpoint_configs", "endpoint_config");
 }
 
 static void dump_listeners(const ctx_t *c, dump_t *d)
@@ -343,6 +472,7 @@ static void dump_listeners(const ctx_t *c, dump_t *d)
     for (size_t i = 0; sr != NULL && i < sr->n_listeners; ++i)
         if (name_matches(c, sr->listeners[i]->name))
             list_push(&d->lists[idx], static_elem(c, "listener", &sr->listeners[i]->base));
+    dump_dynamic(c, d, LG_XDS_LDS, "dynamic_listeners", NULL);
 }
 
 /* Inline route configs of the HTTP connection managers of one filter chain. */
@@ -380,6 +510,7 @@ static void dump_routes(const ctx_t *c, dump_t *d)
             routes_of_chain(c, lst->filter_chains[j], l);
         routes_of_chain(c, lst->default_filter_chain, l);
     }
+    dump_dynamic(c, d, LG_XDS_RDS, "dynamic_route_configs", "route_config");
 }
 
 static void dump_empty(const ctx_t *c, dump_t *d, const schema_t *s)

@@ -211,6 +211,7 @@ static void h_config_dump(const lg_admin_context_t *a, const lg_admin_query_t *q
         lg_snapshot_retain(snap);
     lg_admin_config_dump_input_t in = {
         .bootstrap = a->bootstrap,
+        .dynamic = a->hooks != NULL && a->hooks->dynamic != NULL ? a->hooks->dynamic(a->hooks->data) : NULL,
         .snapshot = snap,
         .loaded_at_s = a->started.tv_sec,
         .loaded_at_nanos = (int32_t)(a->started.tv_nsec / 1000000 * 1000000),

@@ -123,6 +123,7 @@ void lg_admin_render_runtime(const lg_bootstrap_pb_t *bootstrap, lg_strbuf_t *ou
 
 typedef struct st_lg_admin_config_dump_input_t {
     const lg_bootstrap_t *bootstrap; /* static resources and the bootstrap itself */
+    const struct st_lg_dynamic_config_t *dynamic; /* xDS resources; NULL without dynamic_resources */
     const lg_snapshot_t *snapshot;   /* live host sets for ?include_eds; may be NULL */
     int64_t loaded_at_s;             /* last_updated of static resources (wall clock) */
     int32_t loaded_at_nanos;

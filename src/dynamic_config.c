@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "envoy/config/cluster/v3/cluster.pb-c.h"
 #include "envoy/config/endpoint/v3/endpoint.pb-c.h"
@@ -20,9 +21,12 @@
 #include "log.h"
 #include "pb_registry.h"
 
+/* Parallel arrays: a resource's name, message, the version it came with and when it was accepted. */
 typedef struct st_resource_set_t {
     char **names;
     ProtobufCMessage **msgs;
+    char **versions;
+    struct timespec *updated;
     size_t n;
 } resource_set_t;
 
@@ -30,6 +34,8 @@ struct st_lg_dynamic_config_t {
     const lg_bootstrap_t *bootstrap;
     lg_xds_client_t *xds;
     resource_set_t sets[LG_XDS__NTYPES];
+    char *type_versions[LG_XDS__NTYPES];     /* version_info of the last accepted response */
+    lg_dynamic_error_t errors[LG_XDS__NTYPES]; /* the last rejected update, until one is accepted */
     int settled[LG_XDS__NTYPES]; /* first response or initial_fetch_timeout seen */
     lg_dynamic_config_on_snapshot_cb on_snapshot;
     void *ctx;
@@ -51,16 +57,46 @@ static ssize_t set_find(const resource_set_t *s, const char *name)
     return -1;
 }
 
-/* A shallow copy: names and messages are shared with the original until commit/discard. */
+/* A shallow copy: names, messages and versions are shared with the original until commit/discard. */
 static void set_copy(resource_set_t *dst, const resource_set_t *src, size_t extra)
 {
     dst->names = xmalloc((src->n + extra) * sizeof(char *));
     dst->msgs = xmalloc((src->n + extra) * sizeof(ProtobufCMessage *));
+    dst->versions = xmalloc((src->n + extra) * sizeof(char *));
+    dst->updated = xmalloc((src->n + extra) * sizeof(struct timespec));
     if (src->n != 0) {
         memcpy(dst->names, src->names, src->n * sizeof(char *));
         memcpy(dst->msgs, src->msgs, src->n * sizeof(ProtobufCMessage *));
+        memcpy(dst->versions, src->versions, src->n * sizeof(char *));
+        memcpy(dst->updated, src->updated, src->n * sizeof(struct timespec));
     }
     dst->n = src->n;
+}
+
+static void set_free_arrays(resource_set_t *s)
+{
+    free(s->names);
+    free(s->msgs);
+    free(s->versions);
+    free(s->updated);
+}
+
+static char *xstrdup_or_empty(const char *v)
+{
+    char *d = strdup(v != NULL ? v : "");
+    if (d == NULL)
+        lg_fatal("out of memory");
+    return d;
+}
+
+static void error_clear(lg_dynamic_error_t *e)
+{
+    free(e->details);
+    free(e->version);
+    for (size_t i = 0; i < e->n_names; ++i)
+        free(e->names[i]);
+    free(e->names);
+    memset(e, 0, sizeof(*e));
 }
 
 static const ProtobufCMessage *set_get(const resource_set_t *s, const char *name)
@@ -193,28 +229,42 @@ static int on_update(void *ctx, lg_xds_update_t *u, lg_error_t *err)
     set_copy(s, &dc->sets[u->type], u->n);
     ProtobufCMessage **replaced = xmalloc((u->n + u->n_removed) * sizeof(*replaced));
     char **replaced_names = xmalloc((u->n + u->n_removed) * sizeof(char *));
+    char **replaced_versions = xmalloc((u->n + u->n_removed) * sizeof(char *));
     char **added = xmalloc(u->n * sizeof(char *));
+    char **new_versions = xmalloc(u->n * sizeof(char *));
     size_t n_replaced = 0, n_added = 0;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
     for (size_t i = 0; i < u->n_removed; ++i) {
         ssize_t j = set_find(s, u->removed[i]);
         if (j < 0)
             continue;
         replaced[n_replaced] = s->msgs[j];
+        replaced_versions[n_replaced] = s->versions[j];
         replaced_names[n_replaced++] = s->names[j];
         s->names[j] = s->names[s->n - 1];
         s->msgs[j] = s->msgs[s->n - 1];
+        s->versions[j] = s->versions[s->n - 1];
+        s->updated[j] = s->updated[s->n - 1];
         --s->n;
     }
     for (size_t i = 0; i < u->n; ++i) {
+        /* delta responses version each resource; SotW ones carry the response's version_info */
+        new_versions[i] = xstrdup_or_empty(u->versions != NULL && u->versions[i] != NULL ? u->versions[i] : u->version_info);
         ssize_t j = set_find(s, u->names[i]);
         if (j >= 0) {
             replaced[n_replaced] = s->msgs[j];
+            replaced_versions[n_replaced] = s->versions[j];
             replaced_names[n_replaced++] = NULL;
             s->msgs[j] = u->resources[i];
+            s->versions[j] = new_versions[i];
+            s->updated[j] = now;
         } else {
             s->names[s->n] = xmalloc(strlen(u->names[i]) + 1);
             strcpy(s->names[s->n], u->names[i]);
             added[n_added++] = s->names[s->n];
+            s->versions[s->n] = new_versions[i];
+            s->updated[s->n] = now;
             s->msgs[s->n++] = u->resources[i];
         }
     }
@@ -232,27 +282,44 @@ static int on_update(void *ctx, lg_xds_update_t *u, lg_error_t *err)
         dc->settled[u->type] = was_settled;
         for (size_t i = 0; i < n_added; ++i)
             free(added[i]);
+        for (size_t i = 0; i < u->n; ++i)
+            free(new_versions[i]);
         free(added);
-        free(s->names);
-        free(s->msgs);
+        free(new_versions);
+        set_free_arrays(s);
         free(replaced);
         free(replaced_names);
+        free(replaced_versions);
         lg_warn(xds, "%s update rejected: %s", lg_xds_type_name(u->type), err->msg);
+        /* kept for /config_dump's error_state */
+        lg_dynamic_error_t *e = &dc->errors[u->type];
+        error_clear(e);
+        e->details = xstrdup_or_empty(err->msg);
+        e->version = xstrdup_or_empty(u->version_info);
+        e->at = now;
+        e->names = xmalloc((u->n ? u->n : 1) * sizeof(char *));
+        for (size_t i = 0; i < u->n; ++i)
+            e->names[e->n_names++] = xstrdup_or_empty(u->names[i]);
         return -1;
     }
     /* ACK: the update's messages are ours now; what they replaced goes. */
     free(added);
+    free(new_versions);
     for (size_t i = 0; i < u->n; ++i)
         u->resources[i] = NULL;
     for (size_t i = 0; i < n_replaced; ++i) {
         protobuf_c_message_free_unpacked(replaced[i], NULL);
         free(replaced_names[i]);
+        free(replaced_versions[i]);
     }
     free(replaced);
     free(replaced_names);
-    free(dc->sets[u->type].names);
-    free(dc->sets[u->type].msgs);
+    free(replaced_versions);
+    set_free_arrays(&dc->sets[u->type]);
     dc->sets[u->type] = *s;
+    free(dc->type_versions[u->type]);
+    dc->type_versions[u->type] = xstrdup_or_empty(u->version_info);
+    error_clear(&dc->errors[u->type]);
     if (!apply)
         lg_snapshot_release(snap); /* still warming: built only to check the update */
     if (u->type == LG_XDS_CDS)
@@ -314,10 +381,12 @@ void lg_dynamic_config_free(lg_dynamic_config_t *dc)
     for (int t = 0; t < LG_XDS__NTYPES; ++t) {
         for (size_t i = 0; i < dc->sets[t].n; ++i) {
             free(dc->sets[t].names[i]);
+            free(dc->sets[t].versions[i]);
             protobuf_c_message_free_unpacked(dc->sets[t].msgs[i], NULL);
         }
-        free(dc->sets[t].names);
-        free(dc->sets[t].msgs);
+        set_free_arrays(&dc->sets[t]);
+        free(dc->type_versions[t]);
+        error_clear(&dc->errors[t]);
     }
     free(dc);
 }
@@ -325,4 +394,23 @@ void lg_dynamic_config_free(lg_dynamic_config_t *dc)
 lg_xds_client_t *lg_dynamic_config_xds(lg_dynamic_config_t *dc)
 {
     return dc->xds;
+}
+
+void lg_dynamic_config_each(const lg_dynamic_config_t *dc, lg_xds_type_t type, lg_dynamic_resource_cb cb, void *ctx)
+{
+    const resource_set_t *s = &dc->sets[type];
+    for (size_t i = 0; i < s->n; ++i) {
+        lg_dynamic_resource_t r = {s->names[i], s->msgs[i], s->versions[i], s->updated[i]};
+        cb(ctx, &r);
+    }
+}
+
+const char *lg_dynamic_config_version(const lg_dynamic_config_t *dc, lg_xds_type_t type)
+{
+    return dc->type_versions[type];
+}
+
+const lg_dynamic_error_t *lg_dynamic_config_error(const lg_dynamic_config_t *dc, lg_xds_type_t type)
+{
+    return dc->errors[type].details != NULL ? &dc->errors[type] : NULL;
 }

@@ -331,6 +331,11 @@ static int on_dynamic_snapshot(void *ctx, lg_snapshot_t *snap, lg_error_t *err)
     return 0;
 }
 
+static const struct st_lg_dynamic_config_t *admin_dynamic(void *data)
+{
+    return ((server_t *)data)->dynamic;
+}
+
 int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
 {
     server_t srv = {.opts = opts};
@@ -387,6 +392,7 @@ int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
                               .state = admin_state,
                               .quit = admin_quit,
                               .drain_listeners = admin_drain_listeners,
+                              .dynamic = admin_dynamic,
                               .options = opts,
                               .concurrency = srv.n_workers,
                               .start_time = srv.start_time};

@@ -516,7 +516,8 @@ LG_TEST(runtime_flattens_static_layers)
 static int dump(const char *qs, lg_strbuf_t *out)
 {
     lg_admin_query_t q;
-    lg_admin_config_dump_input_t in = {&bootstrap, snapshot, 1700000000, 250000000};
+    lg_admin_config_dump_input_t in = {
+        .bootstrap = &bootstrap, .snapshot = snapshot, .loaded_at_s = 1700000000, .loaded_at_nanos = 250000000};
     query(&q, qs);
     int status = lg_admin_render_config_dump(&in, &q, out);
     lg_admin_query_dispose(&q);
