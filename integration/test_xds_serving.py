@@ -115,6 +115,15 @@ def check_config_dump(admin_port, mode):
     assert "regex" in routes[0]["error_state"]["details"], routes
     eps = configs["EndpointsConfigDump"]["dynamic_endpoint_configs"]
     assert [e["endpoint_config"]["cluster_name"] for e in eps] == ["c1"], eps
+    with urllib.request.urlopen("http://127.0.0.1:%d/stats?filter=rds" % admin_port, timeout=10) as r:
+        stats = dict(line.split(": ", 1) for line in r.read().decode().splitlines())
+    # route r1 accepted (v1; v2 may not resend it unchanged), v3 (the bad regex) rejected, counted for
+    # the connection manager that names it (stat_prefix http)
+    assert int(stats["http.http.rds.r1.update_success"]) >= 1, stats
+    assert int(stats["http.http.rds.r1.update_rejected"]) >= 1, stats  # go-control-plane re-sends a NACKed version
+    assert int(stats["http.http.rds.r1.update_attempt"]) == (int(stats["http.http.rds.r1.update_success"]) +
+                                                             int(stats["http.http.rds.r1.update_rejected"])), stats
+    assert int(stats["http.http.rds.r1.version"]) != 0, stats
     if sotw:
         assert configs["ClustersConfigDump"]["version_info"] == "v3"
         assert routes[0]["version_info"] == "v2" and routes[0]["error_state"]["version_info"] == "v3", routes

@@ -9,6 +9,7 @@
  */
 #include "dynamic_config.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,6 +21,8 @@
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
 #include "log.h"
 #include "pb_registry.h"
+#include "stats.h"
+#include "xds/xds_internal.h"
 
 /* Parallel arrays: a resource's name, message, the version it came with and when it was accepted. */
 typedef struct st_resource_set_t {
@@ -30,8 +33,17 @@ typedef struct st_resource_set_t {
     size_t n;
 } resource_set_t;
 
+/* http.<stat_prefix>.rds.<route_config_name>.*: one per connection manager naming an RDS config. */
+typedef struct st_rds_stats_t {
+    char *name, *stat_prefix;
+    lg_stat_id_t update_attempt, update_success, update_rejected, update_time, version;
+    uint64_t update_time_value, version_value;
+} rds_stats_t;
+
 struct st_lg_dynamic_config_t {
     const lg_bootstrap_t *bootstrap;
+    rds_stats_t *rds_stats;
+    size_t n_rds_stats;
     lg_xds_client_t *xds;
     resource_set_t sets[LG_XDS__NTYPES];
     char *type_versions[LG_XDS__NTYPES];     /* version_info of the last accepted response */
@@ -146,6 +158,57 @@ static lg_snapshot_t *build(lg_dynamic_config_t *dc, const resource_set_t *sets,
     return s;
 }
 
+static void rds_stats_for(lg_dynamic_config_t *dc, const char *name, const char *stat_prefix)
+{
+    for (size_t i = 0; i < dc->n_rds_stats; ++i)
+        if (strcmp(dc->rds_stats[i].name, name) == 0 && strcmp(dc->rds_stats[i].stat_prefix, stat_prefix) == 0)
+            return;
+    rds_stats_t *grown = realloc(dc->rds_stats, (dc->n_rds_stats + 1) * sizeof(*grown));
+    if (grown == NULL)
+        lg_fatal("out of memory");
+    dc->rds_stats = grown;
+    rds_stats_t *r = &dc->rds_stats[dc->n_rds_stats++];
+    memset(r, 0, sizeof(*r));
+    r->name = xstrdup_or_empty(name);
+    r->stat_prefix = xstrdup_or_empty(stat_prefix);
+#define REG(f, t) r->f = lg_stats_registerf(t, "http.%s.rds.%s." #f, stat_prefix, name)
+    REG(update_attempt, LG_STAT_COUNTER);
+    REG(update_success, LG_STAT_COUNTER);
+    REG(update_rejected, LG_STAT_COUNTER);
+    REG(update_time, LG_STAT_GAUGE);
+    REG(version, LG_STAT_GAUGE);
+#undef REG
+}
+
+/* Counts an RDS update for every connection manager subscribed to one of its route configs. */
+static void rds_count(lg_dynamic_config_t *dc, const lg_xds_update_t *u, int accepted)
+{
+    lg_stats_cells_t *cells = lg_xds_stats_cells();
+    uint64_t now_ms = 0;
+    if (accepted) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    }
+    for (size_t i = 0; i < u->n; ++i)
+        for (size_t j = 0; j < dc->n_rds_stats; ++j) {
+            rds_stats_t *r = &dc->rds_stats[j];
+            if (strcmp(r->name, u->names[i]) != 0)
+                continue;
+            lg_stats_inc(cells, r->update_attempt);
+            lg_stats_inc(cells, accepted ? r->update_success : r->update_rejected);
+            if (!accepted)
+                continue;
+            const char *v = u->version_info != NULL ? u->version_info : "";
+            /* 63 bits: the admin shows a gauge above INT64_MAX as 0 (a transiently negative sum) */
+            uint64_t hash = lg__xds_hash(LG__XDS_HASH_INIT, v, strlen(v)) & INT64_MAX;
+            lg_stats_add(cells, r->update_time, now_ms - r->update_time_value);
+            lg_stats_add(cells, r->version, hash - r->version_value);
+            r->update_time_value = now_ms;
+            r->version_value = hash;
+        }
+}
+
 /* EDS names of the EDS clusters; RDS names of the connection managers with `rds`. */
 static void resubscribe(lg_dynamic_config_t *dc, lg_xds_type_t type)
 {
@@ -191,6 +254,7 @@ static void resubscribe(lg_dynamic_config_t *dc, lg_xds_type_t type)
                             n < 1024) {
                             /* The name outlives this function only through the client's copy. */
                             names[n++] = (lg_xds_name_t){strdup(h->rds->route_config_name), NULL};
+                            rds_stats_for(dc, h->rds->route_config_name, h->stat_prefix);
                         }
                     }
                     lg_pb_any_close(m, owned);
@@ -291,6 +355,8 @@ static int on_update(void *ctx, lg_xds_update_t *u, lg_error_t *err)
         free(replaced_names);
         free(replaced_versions);
         lg_warn(xds, "%s update rejected: %s", lg_xds_type_name(u->type), err->msg);
+        if (u->type == LG_XDS_RDS)
+            rds_count(dc, u, 0);
         /* kept for /config_dump's error_state */
         lg_dynamic_error_t *e = &dc->errors[u->type];
         error_clear(e);
@@ -320,6 +386,8 @@ static int on_update(void *ctx, lg_xds_update_t *u, lg_error_t *err)
     free(dc->type_versions[u->type]);
     dc->type_versions[u->type] = xstrdup_or_empty(u->version_info);
     error_clear(&dc->errors[u->type]);
+    if (u->type == LG_XDS_RDS)
+        rds_count(dc, u, 1);
     if (!apply)
         lg_snapshot_release(snap); /* still warming: built only to check the update */
     if (u->type == LG_XDS_CDS)
@@ -378,6 +446,11 @@ void lg_dynamic_config_free(lg_dynamic_config_t *dc)
     if (dc == NULL)
         return;
     lg_xds_client_free(dc->xds);
+    for (size_t i = 0; i < dc->n_rds_stats; ++i) {
+        free(dc->rds_stats[i].name);
+        free(dc->rds_stats[i].stat_prefix);
+    }
+    free(dc->rds_stats);
     for (int t = 0; t < LG_XDS__NTYPES; ++t) {
         for (size_t i = 0; i < dc->sets[t].n; ++i) {
             free(dc->sets[t].names[i]);

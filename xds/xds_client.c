@@ -512,7 +512,7 @@ static void hook_on_result(lg__xds_stream_t *s, lg_xds_type_t type, int accepted
         if (ss->registered) {
             gauge_set(ss->update_time, &ss->update_time_value, now);
             gauge_set(ss->version, &ss->version_value,
-                      lg__xds_hash(LG__XDS_HASH_INIT, version_info, strlen(version_info)));
+                      lg__xds_hash(LG__XDS_HASH_INIT, version_info, strlen(version_info)) & INT64_MAX);
         }
         lg_debug(xds, "%s: accepted version \"%s\"", lg_xds_type_url(type), version_info);
     } else {
