@@ -162,3 +162,23 @@ def test_listeners_added_and_removed_after_start(mode, tmp_path, legate_bin, mak
                                     for r in server.requests())), "no NACK naming the bind failure"
         assert curl("http://127.0.0.1:%d/echo/z" % p2, "--http1.1").status == 200
         assert proc.poll() is None
+
+
+def test_more_than_a_thousand_eds_clusters(tmp_path, legate_bin, make_origin):
+    """EDS names were capped at 1,024 per subscription: clusters past that never got endpoints and
+    answered 503 forever. 1,100 clusters, the last one routed to."""
+    a = make_origin()
+    server = XdsServer(_server_binary(), tmp_path, ads=True).start()
+    port = pick_port()
+    n = 1100
+    rc = route("r1", "c0")
+    rc["virtual_hosts"][0]["routes"] = [{"match": {"prefix": "/c%d/" % i}, "route": {"cluster": "c%d" % i}}
+                                        for i in range(n)]
+    with legate_on(server, "ads", tmp_path, legate_bin) as proc:
+        server.snapshot("v1", clusters=[cluster("ads", "c%d" % i) for i in range(n)],
+                        endpoints=[endpoints("c%d" % i, a.port) for i in range(n)],
+                        listeners=[listener("ads", "l1", port, "r1")], routes=[rc])
+        assert wait_port(port)
+        assert wait_for(lambda: curl("http://127.0.0.1:%d/c%d/x" % (port, n - 1), "--http1.1").status == 200), \
+            "the 1,100th EDS cluster has no endpoints"
+        assert proc.poll() is None

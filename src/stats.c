@@ -54,15 +54,36 @@ lg_stat_id_t lg_stats_register(const char *name, lg_stat_type_t type)
     if (lg_stats_find(name, &id) == 0)
         return id;
     size_t n = atomic_load(&n_names);
-    if (n == LG_STATS_MAX)
-        lg_fatal("too many stats (%d)", LG_STATS_MAX);
+    if (n >= LG_STATS_MAX - 1) {
+        /* Full (a control plane pushed tens of thousands of clusters): the rest share one sink
+         * cell instead of ending the process. The last id is the sink. */
+        static int warned;
+        if (!warned++)
+            lg_warn(main, "the stats registry is full (%d names): \"%s\" and later stats are not recorded", LG_STATS_MAX,
+                    name);
+        if (n == LG_STATS_MAX - 1) {
+            names[n] = strdup("legate.stats_overflow");
+            if (names[n] == NULL)
+                lg_fatal("out of memory");
+            types[n] = LG_STAT_COUNTER;
+            atomic_store(&n_names, n + 1);
+        }
+        return LG_STATS_MAX - 1;
+    }
     if ((names[n] = strdup(name)) == NULL)
         lg_fatal("out of memory");
     types[n] = type;
     if (type == LG_STAT_HISTOGRAM) {
-        if (n_hists == LG_STATS_HIST_MAX)
-            lg_fatal("too many histograms (%d)", LG_STATS_HIST_MAX);
-        hist_slot[n] = (uint32_t)++n_hists;
+        if (n_hists == LG_STATS_HIST_MAX) {
+            /* No histogram slot left: the name stays, as a counter nothing records into. */
+            static int warned_h;
+            if (!warned_h++)
+                lg_warn(main, "no histogram slot left (%d): \"%s\" and later histograms are not recorded",
+                        LG_STATS_HIST_MAX, name);
+            types[n] = LG_STAT_COUNTER;
+        } else {
+            hist_slot[n] = (uint32_t)++n_hists;
+        }
     }
     size_t slot = hash(name);
     while (index_slots[slot] != 0)

@@ -91,6 +91,29 @@ LG_TEST(histogram_quantiles_interpolate)
     LG_EXPECT(lg_stats_hist_quantile(&v, 0.5) == 5); /* the top of the first bucket */
 }
 
+/* Runs last: it fills the registry. Tens of thousands of xDS clusters must not end the process:
+ * past the capacity every new stat shares one sink, and histograms past theirs stop recording. */
+LG_TEST(full_registry_degrades_instead_of_aborting)
+{
+    lg_stat_id_t h = 0;
+    for (int i = 0; i < LG_STATS_HIST_MAX + 5; ++i)
+        h = lg_stats_registerf(LG_STAT_HISTOGRAM, "full.h%d", i);
+    lg_stats_record(w1, h, 7); /* past the histogram slots: ignored, no crash */
+    LG_EXPECT_INT(lg_stats_value(h), 0);
+    lg_stat_id_t last = 0, before = 0;
+    for (int i = 0; i < LG_STATS_MAX + 10; ++i) {
+        before = last;
+        last = lg_stats_registerf(LG_STAT_COUNTER, "full.c%d", i);
+    }
+    LG_EXPECT_INT(last, LG_STATS_MAX - 1);
+    LG_EXPECT_INT(before, LG_STATS_MAX - 1);
+    lg_stats_inc(w1, last);
+    lg_stat_type_t type;
+    LG_EXPECT_STR(lg_stats_name(LG_STATS_MAX - 1, &type), "legate.stats_overflow");
+    lg_stat_id_t again;
+    LG_EXPECT_INT(lg_stats_find("full.c1", &again), 0); /* earlier names are still there */
+}
+
 int main(void)
 {
     w1 = lg_stats_cells_new();
@@ -100,6 +123,7 @@ int main(void)
     LG_RUN(counters_sum_over_blocks);
     LG_RUN(histogram_buckets_and_merge);
     LG_RUN(histogram_quantiles_interpolate);
+    LG_RUN(full_registry_degrades_instead_of_aborting);
     free(w1);
     free(w2);
     return LG_TEST_END();
