@@ -159,6 +159,12 @@ const struct st_lg_cluster_t *lg_filter_route_cluster(lg_filter_t *f);
  * config), as built by create_per_route_config, or NULL. */
 const void *lg_filter_per_route_config(lg_filter_t *f);
 /**
+ * Every level's typed_per_filter_config for this filter, most specific first, into out[4];
+ * returns how many. For filters that merge levels (cors, header_mutation), as Envoy's
+ * getAllPerFilterConfig. Worker thread.
+ */
+size_t lg_filter_per_route_configs(lg_filter_t *f, const void *out[4]);
+/**
  * Storage for `key` (a filter passes its config) that lives as long as the downstream connection:
  * `size` zeroed bytes on first use, the same block afterwards; freed with the connection. For
  * per-connection state such as local_ratelimit's per-connection buckets. Worker thread.

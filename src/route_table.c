@@ -2396,16 +2396,24 @@ void lg_route_apply_response_mutations(const lg_route_t *r, const lg_weighted_cl
         lg_header_mutations_apply(levels[i], &resp->headers, &c, pool);
 }
 
-const void *lg_route_per_filter_config(const lg_route_t *r, const lg_weighted_cluster_t *wc, const char *filter_name)
+size_t lg_route_per_filter_configs(const lg_route_t *r, const lg_weighted_cluster_t *wc, const char *filter_name,
+                                   const void *out[4])
 {
     const lg_per_filter_configs_t *levels[] = {wc != NULL ? &wc->per_filter : NULL, &r->per_filter,
                                                &r->vhost->per_filter, &r->vhost->table->per_filter};
+    size_t n = 0;
     for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); ++i) {
         const lg_per_filter_config_t *e;
         if (levels[i] != NULL && (e = per_filter_find(levels[i], filter_name)) != NULL && e->config != NULL)
-            return e->config;
+            out[n++] = e->config;
     }
-    return NULL;
+    return n;
+}
+
+const void *lg_route_per_filter_config(const lg_route_t *r, const lg_weighted_cluster_t *wc, const char *filter_name)
+{
+    const void *all[4];
+    return lg_route_per_filter_configs(r, wc, filter_name, all) != 0 ? all[0] : NULL;
 }
 
 int lg_route_filter_disabled(const lg_route_t *r, const char *filter_name)

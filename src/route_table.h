@@ -543,6 +543,14 @@ h2o_iovec_t lg_route_redirect_location(const lg_route_t *r, const lg_request_hea
  */
 const void *lg_route_per_filter_config(const lg_route_t *r, const lg_weighted_cluster_t *wc, const char *filter_name);
 
+/**
+ * Every typed_per_filter_config for `filter_name`, most specific first (the weighted cluster's
+ * when wc is not NULL, the route's, the virtual host's, the route configuration's), into out[4].
+ * Returns how many. For filters that merge levels, as Envoy's getAllPerFilterConfig. Any thread.
+ */
+size_t lg_route_per_filter_configs(const lg_route_t *r, const lg_weighted_cluster_t *wc, const char *filter_name,
+                                   const void *out[4]);
+
 /** FilterConfig.disabled for the filter, most specific level first: 1, 0, or -1 when no level says. */
 int lg_route_filter_disabled(const lg_route_t *r, const char *filter_name);
 
