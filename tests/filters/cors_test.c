@@ -11,6 +11,7 @@
 #include "envoy/extensions/filters/http/cors/v3/cors.pb-c.h"
 #include "filters/cors/cors.h"
 #include "lg_test.h"
+#include "lg_test_headers.h"
 #include "pb_yaml.h"
 
 static lg_error_t err;
@@ -48,18 +49,9 @@ static lg_request_head_t *request(const char *method, ...)
     return r;
 }
 
-/* The headers as "name: value\n" lines, in order. */
 static const char *dump(const lg_headers_t *h)
 {
-    static char out[1024];
-    out[0] = '\0';
-    for (size_t i = 0; i < h->size; ++i) {
-        strncat(out, h->entries[i].name.base, h->entries[i].name.len);
-        strcat(out, ": ");
-        strncat(out, h->entries[i].value.base, h->entries[i].value.len);
-        strcat(out, "\n");
-    }
-    return out;
+    return lg_test_headers_dump(h, ": ", "\n");
 }
 
 static const char *preflight(const lg_cors_policy_t *const *p, size_t n, const lg_request_head_t *req,
