@@ -60,9 +60,10 @@ typedef struct st_lg_data_t {
 } lg_data_t;
 
 /* What a filter's config is built in (main thread), as much of Envoy's FactoryContext as filters
- * need: the root of its stats. */
+ * need: the root of its stats and the local node's cluster. */
 typedef struct st_lg_filter_config_ctx_t {
     const char *stat_prefix; /* "http.<connection manager stat_prefix>.", as Envoy roots filter stats */
+    const char *local_cluster; /* node.cluster (--service-cluster), "" when not set; valid during the call */
 } lg_filter_config_ctx_t;
 
 typedef struct st_lg_http_filter_ops_t {

@@ -181,6 +181,11 @@ static int build_hosts(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluster
             char buf[128];
             h->address_string = lg_xstrdup(lg_sockaddr_to_string(&h->addr, buf, sizeof(buf), 1));
             h->hostname = lg_xstrdup(!is_empty_str(e->endpoint->hostname) ? e->endpoint->hostname : sa->address);
+            if (e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__UNKNOWN ||
+                e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__HEALTHY)
+                ++c->n_healthy;
+            else if (e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__DEGRADED)
+                ++c->n_degraded;
             h->weight = u32(e->load_balancing_weight, 1);
             if (h->weight == 0)
                 h->weight = 1;
@@ -283,10 +288,11 @@ static int fill_cluster(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluste
         return -1;
     c->stats = lg_cluster_stats_for(c->name);
     if (!b->validate_only) {
-        /* Membership gauges live in the main thread's cell block; every host is healthy until
-         * health checking lands (the upstream issue). The last snapshot built sets them. */
+        /* Membership gauges live in the main thread's cell block; a host is healthy unless its
+         * configured health_status says otherwise until health checking lands (the upstream
+         * issue). The last snapshot built sets them. */
         lg_stats_set(lg_xds_stats_cells(), c->stats->membership_total, c->n_hosts);
-        lg_stats_set(lg_xds_stats_cells(), c->stats->membership_healthy, c->n_hosts);
+        lg_stats_set(lg_xds_stats_cells(), c->stats->membership_healthy, c->n_healthy);
     }
     return 0;
 }
@@ -418,7 +424,9 @@ static int build_http_filters(build_t *b, lg_hcm_config_t *h, const hcm_pb_t *pb
             if (f->ops->create_config_ctx != NULL) {
                 char prefix[256];
                 snprintf(prefix, sizeof(prefix), "http.%s.", h->stat_prefix);
-                lg_filter_config_ctx_t ctx = {.stat_prefix = prefix};
+                const Envoy__Config__Core__V3__Node *node = b->bootstrap->pb->node;
+                lg_filter_config_ctx_t ctx = {.stat_prefix = prefix,
+                                              .local_cluster = node != NULL && node->cluster != NULL ? node->cluster : ""};
                 e->config = f->ops->create_config_ctx(m, &ctx, b->err);
             } else {
                 e->config = f->ops->create_config(m, b->err);

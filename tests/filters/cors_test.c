@@ -12,22 +12,18 @@
 #include "filters/cors/cors.h"
 #include "lg_test.h"
 #include "lg_test_headers.h"
-#include "pb_yaml.h"
+#include "lg_test_pb.h"
 
 static lg_error_t err;
 static h2o_mem_pool_t pool;
 
 static lg_cors_policy_t *policy(const char *yaml)
 {
-    ProtobufCMessage *pb = lg_pb_new(&envoy__extensions__filters__http__cors__v3__cors_policy__descriptor);
-    lg_srcmap_t map;
-    lg_srcmap_init(&map);
-    lg_cors_policy_t *p = NULL;
-    err.msg[0] = '\0';
-    if (lg_pb_from_yaml(pb, yaml, strlen(yaml), "cors.yaml", &map, &err) == 0)
-        p = lg_cors_policy_create(pb, &err);
-    protobuf_c_message_free_unpacked(pb, NULL);
-    lg_srcmap_dispose(&map);
+    ProtobufCMessage *pb =
+        lg_test_pb_from_yaml(&envoy__extensions__filters__http__cors__v3__cors_policy__descriptor, yaml, &err);
+    lg_cors_policy_t *p = pb != NULL ? lg_cors_policy_create(pb, &err) : NULL;
+    if (pb != NULL)
+        protobuf_c_message_free_unpacked(pb, NULL);
     return p;
 }
 

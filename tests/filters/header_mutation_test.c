@@ -10,7 +10,7 @@
 #include "filters/header_mutation/header_mutation.h"
 #include "lg_test.h"
 #include "lg_test_headers.h"
-#include "pb_yaml.h"
+#include "lg_test_pb.h"
 
 static lg_error_t err;
 static h2o_mem_pool_t pool;
@@ -20,21 +20,17 @@ typedef Envoy__Extensions__Filters__Http__HeaderMutation__V3__HeaderMutation pb_
 /* Builds the request_mutations of a HeaderMutation written in YAML; 0 or -1 (err). */
 static int build(lg_header_mutation_list_t *l, const char *yaml)
 {
-    pb_t *pb = (pb_t *)lg_pb_new(&envoy__extensions__filters__http__header_mutation__v3__header_mutation__descriptor);
-    lg_srcmap_t map;
-    lg_srcmap_init(&map);
-    int rc = -1;
-    err.msg[0] = '\0';
+    pb_t *pb = (pb_t *)lg_test_pb_from_yaml(
+        &envoy__extensions__filters__http__header_mutation__v3__header_mutation__descriptor, yaml, &err);
     *l = (lg_header_mutation_list_t){NULL, 0};
-    if (lg_pb_from_yaml(&pb->base, yaml, strlen(yaml), "hm.yaml", &map, &err) == 0) {
-        lg_path_t path;
-        lg_path_init(&path);
-        lg_path_push_field(&path, "request_mutations");
-        rc = lg_header_mutation_list_init(l, pb->mutations->request_mutations, pb->mutations->n_request_mutations,
+    if (pb == NULL)
+        return -1;
+    lg_path_t path;
+    lg_path_init(&path);
+    lg_path_push_field(&path, "request_mutations");
+    int rc = lg_header_mutation_list_init(l, pb->mutations->request_mutations, pb->mutations->n_request_mutations,
                                           &path, &err);
-    }
     protobuf_c_message_free_unpacked(&pb->base, NULL);
-    lg_srcmap_dispose(&map);
     return rc;
 }
 
