@@ -216,3 +216,36 @@ def test_http2_preflight_and_actual_request(lg):
     assert r.headers["access-control-allow-methods"] == ["GET,POST,PUT"]
     r = curl(lg.url("/echo/h2"), "--http2-prior-knowledge", "-H", "Origin: " + APP)
     assert r.status == 200 and r.headers["access-control-allow-origin"] == [APP], r
+
+
+def test_deprecated_route_and_virtual_host_cors_fields(start_legate, origin):
+    """The deprecated `cors` of route actions and virtual hosts, merged route first; ignored
+    entirely for a route where any level has a typed_per_filter_config, as Envoy does."""
+    port = pick_port()
+    routes = [bs.route("/legacy-route/", "app", action={"cors": {"allow_methods": "PUT", "max_age": "5",
+                                                                 "filter_enabled": ALL}}),
+              bs.route("/typed/", "app", **per_filter(policy(allow_methods="DELETE"))),
+              bs.route("/off/", "app", action={"cors": {"filter_enabled": OFF}}),
+              bs.route("/", "app")]
+    vh = bs.virtual_host(routes, cors={"allow_origin_string_match": [{"exact": APP}], "allow_methods": "GET",
+                                       "expose_headers": "x-v"})
+    chain = bs.filter_chain(bs.hcm(virtual_hosts=[vh], http_filters=[CORS, bs.router_filter()]))
+    lg2 = start_legate(bs.bootstrap([bs.listener("ingress", port, [chain])], [bs.cluster("app", [origin.port])]),
+                       ports=[port])
+    origin.reset()
+    r = preflight(lg2, "/echo/v", APP, "GET")
+    assert r.status == 200 and r.body == b"", r
+    assert cors_headers(r) == {"access-control-allow-origin": [APP], "access-control-allow-methods": ["GET"]}
+    r = preflight(lg2, "/legacy-route/x", APP)
+    assert cors_headers(r) == {"access-control-allow-origin": [APP], "access-control-allow-methods": ["PUT"],
+                               "access-control-max-age": ["5"]}
+    r = curl(lg2.url("/legacy-route/echo"), "-H", "Origin: " + APP)
+    assert r.headers["access-control-expose-headers"] == ["x-v"], r
+    assert len(origin.heads) == 1 and origin.heads[0].startswith(b"GET ")  # preflights never reached it
+    # a typed policy without origins: the deprecated fields are not consulted, nothing matches
+    r = preflight(lg2, "/typed/echo", APP)
+    assert r.status == 200 and js(r)["method"] == "OPTIONS", r
+    assert cors_headers(r) == {}
+    # filter_enabled 0% on the route's deprecated policy: the most specific one decides
+    r = preflight(lg2, "/off/echo", APP)
+    assert js(r)["method"] == "OPTIONS" and cors_headers(r) == {}, r

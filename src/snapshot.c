@@ -21,6 +21,7 @@
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb-c.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb-c.h"
+#include "filters/cors/cors.h"
 #include "filters/registry.h"
 #include "log.h"
 #include "path.h"
@@ -335,6 +336,18 @@ const lg_cluster_t *lg_snapshot_find_cluster(const lg_snapshot_t *s, const char 
 /* Listeners and connection managers                                                           */
 /* ------------------------------------------------------------------------------------------- */
 
+/* The deprecated route / virtual host `cors`: the CORS filter reads it when no level has a
+ * typed_per_filter_config for it, as Envoy does. */
+static void *build_cors(void *ctx, const Envoy__Config__Route__V3__CorsPolicy *pb, lg_error_t *err)
+{
+    return lg_cors_policy_create_legacy(pb, err);
+}
+
+static void destroy_cors(void *ctx, void *cors)
+{
+    lg_cors_policy_destroy(cors);
+}
+
 static void *build_per_route(void *ctx, const char *filter_name, const Google__Protobuf__Any *any, lg_error_t *err)
 {
     const lg_bootstrap_t *bootstrap = ctx;
@@ -515,6 +528,8 @@ static int fill_hcm(build_t *b, lg_hcm_config_t *h, const hcm_pb_t *pb)
                                       .per_filter_destroy = destroy_per_route,
                                       .rate_limits_build = build_rate_limits,
                                       .rate_limits_destroy = destroy_rate_limits,
+                                      .cors_build = build_cors,
+                                      .cors_destroy = destroy_cors,
                                       .ctx = (void *)b->bootstrap,
                                       .srcmap = &b->bootstrap->srcmap};
         h->route_table = lg_route_table_build(pb->route_config, &opts, &b->path, b->err);
@@ -531,6 +546,8 @@ static int fill_hcm(build_t *b, lg_hcm_config_t *h, const hcm_pb_t *pb)
                                           .per_filter_destroy = destroy_per_route,
                                           .rate_limits_build = build_rate_limits,
                                           .rate_limits_destroy = destroy_rate_limits,
+                                          .cors_build = build_cors,
+                                          .cors_destroy = destroy_cors,
                                           .ctx = (void *)b->bootstrap};
             lg_path_t rpath;
             lg_path_init(&rpath);

@@ -1,12 +1,14 @@
 /*
  * envoy.filters.http.cors config: the filter's own message (Cors) carries nothing; the policies
  * come from typed_per_filter_config (CorsPolicy) on routes, virtual hosts and route
- * configurations, compiled here into lg_cors_policy_t on the main thread. Not for: per-request
+ * configurations, or from the deprecated `cors` field of route actions and virtual hosts,
+ * compiled here into lg_cors_policy_t on the main thread. Not for: per-request
  * work (policy.c, filter.c).
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "envoy/config/route/v3/route_components.pb-c.h"
 #include "envoy/extensions/filters/http/cors/v3/cors.pb-c.h"
 #include "filters/cors/cors.h"
 #include "xalloc.h"
@@ -62,18 +64,27 @@ void lg_cors_policy_destroy(void *p)
     free(c);
 }
 
-void *lg_cors_policy_create(const ProtobufCMessage *msg, lg_error_t *err)
+/* The CorsPolicy fields, from either message that carries them (the filter's and the deprecated
+ * route one: same names, other field numbers). */
+typedef struct st_fields_t {
+    Envoy__Type__Matcher__V3__StringMatcher *const *origins;
+    size_t n_origins;
+    const char *allow_methods, *allow_headers, *expose_headers, *max_age;
+    const Google__Protobuf__BoolValue *allow_credentials, *allow_private_network_access,
+        *forward_not_matching_preflights;
+    const Envoy__Config__Core__V3__RuntimeFractionalPercent *filter_enabled, *shadow_enabled;
+} fields_t;
+
+static void *create(const fields_t *pb, lg_error_t *err)
 {
-    const policy_pb_t *pb = (const policy_pb_t *)msg;
     lg_cors_policy_t *c = lg_xcalloc(1, sizeof(*c));
-    c->origins = lg_xcalloc(pb->n_allow_origin_string_match + 1, sizeof(*c->origins));
+    c->origins = lg_xcalloc(pb->n_origins + 1, sizeof(*c->origins));
     lg_path_t path;
     lg_path_init(&path);
-    for (; c->n_origins < pb->n_allow_origin_string_match; ++c->n_origins) {
+    for (; c->n_origins < pb->n_origins; ++c->n_origins) {
         size_t mark = lg_path_push_field(&path, "allow_origin_string_match");
         lg_path_push_index(&path, c->n_origins);
-        int rc = lg_string_matcher_init(&c->origins[c->n_origins], pb->allow_origin_string_match[c->n_origins], &path,
-                                        NULL, err);
+        int rc = lg_string_matcher_init(&c->origins[c->n_origins], pb->origins[c->n_origins], &path, NULL, err);
         lg_path_pop(&path, mark);
         if (rc != 0)
             goto Fail;
@@ -95,4 +106,30 @@ void *lg_cors_policy_create(const ProtobufCMessage *msg, lg_error_t *err)
 Fail:
     lg_cors_policy_destroy(c);
     return NULL;
+}
+
+#define FIELDS(pb, enabled)                                                                         \
+    {                                                                                               \
+        .origins = (pb)->allow_origin_string_match, .n_origins = (pb)->n_allow_origin_string_match, \
+        .allow_methods = (pb)->allow_methods, .allow_headers = (pb)->allow_headers,                 \
+        .expose_headers = (pb)->expose_headers, .max_age = (pb)->max_age,                           \
+        .allow_credentials = (pb)->allow_credentials,                                               \
+        .allow_private_network_access = (pb)->allow_private_network_access,                         \
+        .forward_not_matching_preflights = (pb)->forward_not_matching_preflights,                   \
+        .filter_enabled = (enabled), .shadow_enabled = (pb)->shadow_enabled                         \
+    }
+
+void *lg_cors_policy_create(const ProtobufCMessage *msg, lg_error_t *err)
+{
+    const policy_pb_t *pb = (const policy_pb_t *)msg;
+    fields_t f = FIELDS(pb, pb->filter_enabled);
+    return create(&f, err);
+}
+
+void *lg_cors_policy_create_legacy(const Envoy__Config__Route__V3__CorsPolicy *pb, lg_error_t *err)
+{
+    int has_enabled =
+        pb->enabled_specifier_case == ENVOY__CONFIG__ROUTE__V3__CORS_POLICY__ENABLED_SPECIFIER_FILTER_ENABLED;
+    fields_t f = FIELDS(pb, has_enabled ? pb->filter_enabled : NULL);
+    return create(&f, err);
 }

@@ -63,6 +63,8 @@ void lg_cors_response_headers(const lg_cors_policies_t *ps, h2o_iovec_t origin, 
 
 /** Compiles a CorsPolicy message (main thread); NULL with err filled. */
 void *lg_cors_policy_create(const ProtobufCMessage *msg, lg_error_t *err);
+/** The same from the deprecated route / virtual host `cors` field (envoy.config.route.v3.CorsPolicy). */
+void *lg_cors_policy_create_legacy(const Envoy__Config__Route__V3__CorsPolicy *pb, lg_error_t *err);
 void lg_cors_policy_destroy(void *policy);
 
 #endif

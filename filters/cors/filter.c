@@ -19,8 +19,9 @@
  *   upstream's). A response to a disallowed Origin is left alone.
  * Envoy adds no Vary: Origin, and neither does legate (the upstream must when it varies).
  *
- * Not supported: the deprecated route / virtual host `cors` field (refused by the route table;
- * use typed_per_filter_config). runtime_key values are not read (legate has no runtime).
+ * The deprecated `cors` field of route actions and virtual hosts is read only when no level has
+ * a typed_per_filter_config for the filter (route first, then virtual host), as Envoy does.
+ * runtime_key values are not read (legate has no runtime): default_value decides.
  */
 #include "envoy/extensions/filters/http/cors/v3/cors.pb-c.h"
 #include "filters/cors/cors.h"
@@ -56,6 +57,14 @@ static lg_filter_headers_status_t decode_headers(lg_filter_t *f, lg_request_head
     cors_state_t *st = f->state;
     const cors_config_t *c = f->config;
     st->ps.n = lg_filter_per_route_configs(f, st->policies);
+    const lg_route_t *r = lg_filter_route(f);
+    if (st->ps.n == 0 && r != NULL) {
+        /* No level has a typed_per_filter_config: the deprecated route and virtual host fields. */
+        if (r->cors != NULL)
+            st->policies[st->ps.n++] = r->cors;
+        if (r->vhost->cors != NULL)
+            st->policies[st->ps.n++] = r->vhost->cors;
+    }
     st->ps.p = (const lg_cors_policy_t *const *)st->policies;
     lg_cors_decide(&st->ps, head, lg_worker_random(lg_filter_worker(f)), &st->decision);
     if (st->decision.counted)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "envoy/config/route/v3/route_components.pb-c.h"
 #include "envoy/extensions/filters/http/cors/v3/cors.pb-c.h"
 #include "filters/cors/cors.h"
 #include "lg_test.h"
@@ -205,6 +206,21 @@ LG_TEST(test_enabled_and_shadow)
     LG_EXPECT_CONTAINS(err.msg, "allow_origin_string_match[0]");
 }
 
+LG_TEST(test_deprecated_route_policy)
+{
+    ProtobufCMessage *pb = lg_test_pb_from_yaml(&envoy__config__route__v3__cors_policy__descriptor,
+                                                "allow_origin_string_match: [{exact: 'https://a'}]\n"
+                                                "allow_methods: GET\nallow_credentials: true\n"
+                                                "filter_enabled: {default_value: {numerator: 0}}\n",
+                                                &err);
+    LG_EXPECT(pb != NULL);
+    lg_cors_policy_t *p = lg_cors_policy_create_legacy((const Envoy__Config__Route__V3__CorsPolicy *)pb, &err);
+    protobuf_c_message_free_unpacked(pb, NULL);
+    LG_EXPECT(p != NULL && p->n_origins == 1 && p->allow_credentials == 1 && p->enabled_num == 0);
+    LG_EXPECT_STR(p->allow_methods.base, "GET");
+    lg_cors_policy_destroy(p);
+}
+
 int main(void)
 {
     h2o_mem_init_pool(&pool);
@@ -212,6 +228,7 @@ int main(void)
     LG_RUN(test_preflight_answer);
     LG_RUN(test_levels_merge_field_by_field);
     LG_RUN(test_enabled_and_shadow);
+    LG_RUN(test_deprecated_route_policy);
     h2o_mem_clear_pool(&pool);
     return LG_TEST_END();
 }
