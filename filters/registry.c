@@ -6,8 +6,11 @@
 #include <string.h>
 
 #include "filters/compressor/compressor.h"
+#include "filters/cors/cors.h"
 #include "filters/decompressor/decompressor.h"
 #include "filters/ext_authz/ext_authz.h"
+#include "filters/header_mutation/header_mutation.h"
+#include "filters/health_check/health_check.h"
 #include "filters/jwt_authn/jwt_authn.h"
 #include "filters/local_ratelimit/local_ratelimit.h"
 #include "filters/passthrough/passthrough.h"
@@ -19,6 +22,11 @@ static const lg_filter_factory_t factories[] = {
      "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", 1, NULL},
     {LG_FILTER_HTTP, "legate.filters.http.passthrough", "", 0, &lg_passthrough_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.router", "envoy.extensions.filters.http.router.v3.Router", 1, &lg_router_ops},
+    {LG_FILTER_HTTP, "envoy.filters.http.health_check",
+     "envoy.extensions.filters.http.health_check.v3.HealthCheck", 0, &lg_health_check_ops},
+    {LG_FILTER_HTTP, "envoy.filters.http.cors", "envoy.extensions.filters.http.cors.v3.Cors", 0, &lg_cors_ops},
+    {LG_FILTER_HTTP, "envoy.filters.http.header_mutation",
+     "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation", 0, &lg_header_mutation_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.compressor", "envoy.extensions.filters.http.compressor.v3.Compressor", 0,
      &lg_compressor_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.decompressor", "envoy.extensions.filters.http.decompressor.v3.Decompressor", 0,

@@ -1066,6 +1066,19 @@ const void *lg_filter_per_route_config(lg_filter_t *f)
     return rc != NULL && rc->ops == f->ops ? rc->config : NULL;
 }
 
+size_t lg_filter_per_route_configs(lg_filter_t *f, const void *out[4])
+{
+    const lg_route_t *r = lg_filter_route(f);
+    const void *all[4];
+    size_t n = r != NULL ? lg_route_per_filter_configs(r, f->stream->weighted_cluster, f->name, all) : 0, m = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const lg_filter_route_config_t *rc = all[i];
+        if (rc->ops == f->ops)
+            out[m++] = rc->config;
+    }
+    return m;
+}
+
 void *lg_filter_connection_state(lg_filter_t *f, const void *key, size_t size)
 {
     lg_hcm_conn_t *conn = f->stream->conn;

@@ -60,9 +60,10 @@ typedef struct st_lg_data_t {
 } lg_data_t;
 
 /* What a filter's config is built in (main thread), as much of Envoy's FactoryContext as filters
- * need: the root of its stats. */
+ * need: the root of its stats and the local node's cluster. */
 typedef struct st_lg_filter_config_ctx_t {
     const char *stat_prefix; /* "http.<connection manager stat_prefix>.", as Envoy roots filter stats */
+    const char *local_cluster; /* node.cluster (--service-cluster), "" when not set; valid during the call */
 } lg_filter_config_ctx_t;
 
 typedef struct st_lg_http_filter_ops_t {
@@ -158,6 +159,12 @@ const struct st_lg_cluster_t *lg_filter_route_cluster(lg_filter_t *f);
 /** The most specific typed_per_filter_config for this filter (route, then vhost, then route
  * config), as built by create_per_route_config, or NULL. */
 const void *lg_filter_per_route_config(lg_filter_t *f);
+/**
+ * Every level's typed_per_filter_config for this filter, most specific first, into out[4];
+ * returns how many. For filters that merge levels (cors, header_mutation), as Envoy's
+ * getAllPerFilterConfig. Worker thread.
+ */
+size_t lg_filter_per_route_configs(lg_filter_t *f, const void *out[4]);
 /**
  * Storage for `key` (a filter passes its config) that lives as long as the downstream connection:
  * `size` zeroed bytes on first use, the same block afterwards; freed with the connection. For

@@ -880,6 +880,15 @@ static const lg_per_filter_config_t *per_filter_find(const lg_per_filter_configs
     return NULL;
 }
 
+/* After a caller's build callback ran with its field pushed at `mark`: NULL with a message
+ * refuses the table (at that field), NULL without one stores nothing. Pops the field. */
+static int built(bctx_t *c, const void *owner, const void *out, const lg_error_t *e, size_t mark)
+{
+    int r = out == NULL && e->msg[0] != '\0' ? bfail(c, owner, "%s", e->msg) : 0;
+    lg_path_pop(c->path, mark);
+    return r;
+}
+
 /* rate_limits of a route or virtual host, through the caller's callback. */
 static int rate_limits_init(bctx_t *c, const void *owner, Envoy__Config__Route__V3__RateLimit *const *limits,
                             size_t n, void **out)
@@ -893,11 +902,28 @@ static int rate_limits_init(bctx_t *c, const void *owner, Envoy__Config__Route__
     lg_error_t e;
     e.msg[0] = '\0';
     *out = c->opts->rate_limits_build(c->opts->ctx, limits, n, c->path, &e);
-    int r = 0;
-    if (*out == NULL && e.msg[0] != '\0')
-        r = bfail(c, owner, "%s", e.msg);
-    lg_path_pop(c->path, mark);
-    return r;
+    return built(c, owner, *out, &e, mark);
+}
+
+/* The deprecated `cors` of a route action or virtual host, through the caller's callback. */
+static int cors_init(bctx_t *c, const void *owner, const Envoy__Config__Route__V3__CorsPolicy *pb, void **out)
+{
+    *out = NULL;
+    if (pb == NULL)
+        return 0;
+    if (c->opts->cors_build == NULL)
+        return unsupported(c, owner, "cors");
+    size_t mark = lg_path_push_field(c->path, "cors");
+    lg_error_t e;
+    e.msg[0] = '\0';
+    *out = c->opts->cors_build(c->opts->ctx, pb, &e);
+    return built(c, owner, *out, &e, mark);
+}
+
+static void cors_dispose(void *cors, const lg_route_build_opts_t *opts)
+{
+    if (cors != NULL && opts->cors_destroy != NULL)
+        opts->cors_destroy(opts->ctx, cors);
 }
 
 static void rate_limits_dispose(void *limits, const lg_route_build_opts_t *opts)
@@ -1386,8 +1412,8 @@ static int route_action_init(bctx_t *c, lg_route_t *r, const lg_vhost_t *vh, con
         return unsupported(c, pb, "retry_policy_typed_config");
     if (pb->n_request_mirror_policies != 0)
         return unsupported(c, pb, "request_mirror_policies");
-    if (pb->cors != NULL)
-        return unsupported(c, pb, "cors");
+    if (cors_init(c, pb, pb->cors, &r->cors) != 0)
+        return -1;
     if (pb->internal_redirect_policy != NULL)
         return unsupported(c, pb, "internal_redirect_policy");
     if (pb->internal_redirect_action == RC(ROUTE_ACTION__INTERNAL_REDIRECT_ACTION__HANDLE_INTERNAL_REDIRECT))
@@ -1610,6 +1636,7 @@ static void route_dispose(lg_route_t *r, const lg_route_build_opts_t *opts)
         free(r->upgrades[i].type.base);
     free(r->upgrades);
     rate_limits_dispose(r->rate_limits, opts);
+    cors_dispose(r->cors, opts);
     redirect_dispose(&r->redirect);
     free(r->direct_body.base);
     lg_header_mutations_dispose(&r->request_mutations);
@@ -1688,6 +1715,7 @@ static void vhost_dispose(lg_vhost_t *vh, const lg_route_build_opts_t *opts)
     per_filter_dispose(&vh->per_filter, opts);
     retry_policy_free(vh->retry_policy);
     rate_limits_dispose(vh->rate_limits, opts);
+    cors_dispose(vh->cors, opts);
 }
 
 static int vhost_fill(bctx_t *c, lg_vhost_t *vh, lg_route_table_t *t, const Envoy__Config__Route__V3__VirtualHost *pb,
@@ -1720,8 +1748,8 @@ static int vhost_fill(bctx_t *c, lg_vhost_t *vh, lg_route_table_t *t, const Envo
     default:
         return ffail(c, pb, "require_tls", "value must be one of the defined enum values");
     }
-    if (pb->cors != NULL)
-        return unsupported(c, pb, "cors");
+    if (cors_init(c, pb, pb->cors, &vh->cors) != 0)
+        return -1;
     if (pb->retry_policy_typed_config != NULL)
         return unsupported(c, pb, "retry_policy_typed_config");
     if (hedges(pb->hedge_policy))
@@ -2396,16 +2424,24 @@ void lg_route_apply_response_mutations(const lg_route_t *r, const lg_weighted_cl
         lg_header_mutations_apply(levels[i], &resp->headers, &c, pool);
 }
 
-const void *lg_route_per_filter_config(const lg_route_t *r, const lg_weighted_cluster_t *wc, const char *filter_name)
+size_t lg_route_per_filter_configs(const lg_route_t *r, const lg_weighted_cluster_t *wc, const char *filter_name,
+                                   const void *out[4])
 {
     const lg_per_filter_configs_t *levels[] = {wc != NULL ? &wc->per_filter : NULL, &r->per_filter,
                                                &r->vhost->per_filter, &r->vhost->table->per_filter};
+    size_t n = 0;
     for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); ++i) {
         const lg_per_filter_config_t *e;
         if (levels[i] != NULL && (e = per_filter_find(levels[i], filter_name)) != NULL && e->config != NULL)
-            return e->config;
+            out[n++] = e->config;
     }
-    return NULL;
+    return n;
+}
+
+const void *lg_route_per_filter_config(const lg_route_t *r, const lg_weighted_cluster_t *wc, const char *filter_name)
+{
+    const void *all[4];
+    return lg_route_per_filter_configs(r, wc, filter_name, all) != 0 ? all[0] : NULL;
 }
 
 int lg_route_filter_disabled(const lg_route_t *r, const char *filter_name)

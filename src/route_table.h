@@ -334,6 +334,7 @@ struct st_lg_route_t {
     size_t n_upgrades;
     void *rate_limits; /* built by the rate_limits callback, or NULL */
     int include_vh_rate_limits;
+    void *cors; /* the deprecated RouteAction.cors, built by the cors callback, or NULL */
     int64_t per_request_buffer_limit; /* -1: not set */
 
     /* action == LG_ROUTE_ACTION_REDIRECT */
@@ -362,6 +363,7 @@ struct st_lg_vhost_t {
     int include_request_attempt_count, include_attempt_count_in_response, include_is_timeout_retry_header;
     int64_t per_request_buffer_limit; /* -1: not set */
     void *rate_limits;
+    void *cors; /* the deprecated VirtualHost.cors, built by the cors callback, or NULL */
 };
 
 typedef struct st_lg_route_domain_t lg_route_domain_t; /* private to route_table.c */
@@ -407,12 +409,21 @@ typedef void (*lg_route_per_filter_destroy_cb)(void *ctx, const char *filter_nam
 typedef void *(*lg_route_rate_limits_build_cb)(void *ctx, Envoy__Config__Route__V3__RateLimit *const *limits,
                                                size_t n, const lg_path_t *path, lg_error_t *err);
 typedef void (*lg_route_rate_limits_destroy_cb)(void *ctx, void *limits);
+/**
+ * Builds what the CORS filter wants from the deprecated `cors` field of a route action or virtual
+ * host. NULL with err filled refuses the table (NULL with err->msg empty stores nothing). Without
+ * this callback, `cors` is refused as not supported.
+ */
+typedef void *(*lg_route_cors_build_cb)(void *ctx, const Envoy__Config__Route__V3__CorsPolicy *pb, lg_error_t *err);
+typedef void (*lg_route_cors_destroy_cb)(void *ctx, void *cors);
 
 typedef struct st_lg_route_build_opts_t {
     lg_route_per_filter_build_cb per_filter_build; /* NULL: typed_per_filter_config is refused */
     lg_route_per_filter_destroy_cb per_filter_destroy;
     lg_route_rate_limits_build_cb rate_limits_build;
     lg_route_rate_limits_destroy_cb rate_limits_destroy;
+    lg_route_cors_build_cb cors_build;
+    lg_route_cors_destroy_cb cors_destroy;
     void *ctx; /* given to the callbacks; must outlive the table (destroy callbacks run at free) */
     const lg_srcmap_t *srcmap; /* when the config came from a document: errors name the line */
 } lg_route_build_opts_t;
@@ -542,6 +553,14 @@ h2o_iovec_t lg_route_redirect_location(const lg_route_t *r, const lg_request_hea
  * NULL), the route's, the virtual host's, the route configuration's. NULL when none. Any thread.
  */
 const void *lg_route_per_filter_config(const lg_route_t *r, const lg_weighted_cluster_t *wc, const char *filter_name);
+
+/**
+ * Every typed_per_filter_config for `filter_name`, most specific first (the weighted cluster's
+ * when wc is not NULL, the route's, the virtual host's, the route configuration's), into out[4].
+ * Returns how many. For filters that merge levels, as Envoy's getAllPerFilterConfig. Any thread.
+ */
+size_t lg_route_per_filter_configs(const lg_route_t *r, const lg_weighted_cluster_t *wc, const char *filter_name,
+                                   const void *out[4]);
 
 /** FilterConfig.disabled for the filter, most specific level first: 1, 0, or -1 when no level says. */
 int lg_route_filter_disabled(const lg_route_t *r, const char *filter_name);

@@ -21,6 +21,7 @@
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb-c.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb-c.h"
+#include "filters/cors/cors.h"
 #include "filters/registry.h"
 #include "log.h"
 #include "path.h"
@@ -181,6 +182,11 @@ static int build_hosts(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluster
             char buf[128];
             h->address_string = lg_xstrdup(lg_sockaddr_to_string(&h->addr, buf, sizeof(buf), 1));
             h->hostname = lg_xstrdup(!is_empty_str(e->endpoint->hostname) ? e->endpoint->hostname : sa->address);
+            if (e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__UNKNOWN ||
+                e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__HEALTHY)
+                ++c->n_healthy;
+            else if (e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__DEGRADED)
+                ++c->n_degraded;
             h->weight = u32(e->load_balancing_weight, 1);
             if (h->weight == 0)
                 h->weight = 1;
@@ -283,10 +289,11 @@ static int fill_cluster(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluste
         return -1;
     c->stats = lg_cluster_stats_for(c->name);
     if (!b->validate_only) {
-        /* Membership gauges live in the main thread's cell block; every host is healthy until
-         * health checking lands (the upstream issue). The last snapshot built sets them. */
+        /* Membership gauges live in the main thread's cell block; a host is healthy unless its
+         * configured health_status says otherwise until health checking lands (the upstream
+         * issue). The last snapshot built sets them. */
         lg_stats_set(lg_xds_stats_cells(), c->stats->membership_total, c->n_hosts);
-        lg_stats_set(lg_xds_stats_cells(), c->stats->membership_healthy, c->n_hosts);
+        lg_stats_set(lg_xds_stats_cells(), c->stats->membership_healthy, c->n_healthy);
     }
     return 0;
 }
@@ -328,6 +335,18 @@ const lg_cluster_t *lg_snapshot_find_cluster(const lg_snapshot_t *s, const char 
 /* ------------------------------------------------------------------------------------------- */
 /* Listeners and connection managers                                                           */
 /* ------------------------------------------------------------------------------------------- */
+
+/* The deprecated route / virtual host `cors`: the CORS filter reads it when no level has a
+ * typed_per_filter_config for it, as Envoy does. */
+static void *build_cors(void *ctx, const Envoy__Config__Route__V3__CorsPolicy *pb, lg_error_t *err)
+{
+    return lg_cors_policy_create_legacy(pb, err);
+}
+
+static void destroy_cors(void *ctx, void *cors)
+{
+    lg_cors_policy_destroy(cors);
+}
 
 static void *build_per_route(void *ctx, const char *filter_name, const Google__Protobuf__Any *any, lg_error_t *err)
 {
@@ -418,7 +437,9 @@ static int build_http_filters(build_t *b, lg_hcm_config_t *h, const hcm_pb_t *pb
             if (f->ops->create_config_ctx != NULL) {
                 char prefix[256];
                 snprintf(prefix, sizeof(prefix), "http.%s.", h->stat_prefix);
-                lg_filter_config_ctx_t ctx = {.stat_prefix = prefix};
+                const Envoy__Config__Core__V3__Node *node = b->bootstrap->pb->node;
+                lg_filter_config_ctx_t ctx = {.stat_prefix = prefix,
+                                              .local_cluster = node != NULL && node->cluster != NULL ? node->cluster : ""};
                 e->config = f->ops->create_config_ctx(m, &ctx, b->err);
             } else {
                 e->config = f->ops->create_config(m, b->err);
@@ -507,6 +528,8 @@ static int fill_hcm(build_t *b, lg_hcm_config_t *h, const hcm_pb_t *pb)
                                       .per_filter_destroy = destroy_per_route,
                                       .rate_limits_build = build_rate_limits,
                                       .rate_limits_destroy = destroy_rate_limits,
+                                      .cors_build = build_cors,
+                                      .cors_destroy = destroy_cors,
                                       .ctx = (void *)b->bootstrap,
                                       .srcmap = &b->bootstrap->srcmap};
         h->route_table = lg_route_table_build(pb->route_config, &opts, &b->path, b->err);
@@ -523,6 +546,8 @@ static int fill_hcm(build_t *b, lg_hcm_config_t *h, const hcm_pb_t *pb)
                                           .per_filter_destroy = destroy_per_route,
                                           .rate_limits_build = build_rate_limits,
                                           .rate_limits_destroy = destroy_rate_limits,
+                                          .cors_build = build_cors,
+                                          .cors_destroy = destroy_cors,
                                           .ctx = (void *)b->bootstrap};
             lg_path_t rpath;
             lg_path_init(&rpath);

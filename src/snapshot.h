@@ -77,6 +77,9 @@ typedef struct st_lg_cluster_t {
     uint32_t h2_initial_stream_window, h2_initial_connection_window, h2_max_concurrent_streams;
     lg_host_t **hosts;
     size_t n_hosts;
+    /* Of n_hosts, how many the endpoint's health_status calls HEALTHY or UNKNOWN, and DEGRADED
+     * (membership_healthy / _degraded in Envoy); legate has no active health checking yet. */
+    size_t n_healthy, n_degraded;
     const struct st_lg_cluster_stats_t *stats;
     uint32_t total_weight;
     struct {

@@ -174,7 +174,7 @@ static lg_compressor_config_t *make_config(int etag_off, int with_request)
         ENVOY__EXTENSIONS__FILTERS__HTTP__COMPRESSOR__V3__COMPRESSOR__REQUEST_DIRECTION_CONFIG__INIT;
     if (with_request)
         c.request_direction_config = &rq;
-    lg_filter_config_ctx_t ctx = {"http.test."};
+    lg_filter_config_ctx_t ctx = {.stat_prefix = "http.test."};
     lg_error_t err;
     memset(&err, 0, sizeof(err));
     lg_compressor_config_t *cfg = lg_compressor_create_config(&c.base, &ctx, &err);

@@ -65,7 +65,10 @@ static void rate_limits_destroy(void *ctx, void *limits)
     free(limits);
 }
 
-static const lg_route_build_opts_t opts = {build_cb, destroy_cb, rate_limits_cb, rate_limits_destroy, NULL, NULL};
+static const lg_route_build_opts_t opts = {.per_filter_build = build_cb,
+                                           .per_filter_destroy = destroy_cb,
+                                           .rate_limits_build = rate_limits_cb,
+                                           .rate_limits_destroy = rate_limits_destroy};
 
 /* Builds a table from YAML, with `prefix` as the caller's path; NULL on error (err says why). */
 static lg_route_table_t *build_at(const char *yaml, const char *prefix)
