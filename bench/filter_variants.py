@@ -9,6 +9,8 @@ Variants (what each request costs on top of the router-only config):
   jwt-rs256   envoy.filters.http.jwt_authn, local JWKS, every request carries an RS256 token
   jwt-es256   the same with ES256
   ext-authz   envoy.filters.http.ext_authz over gRPC to an allow-all server on AUTHZ_PORT
+  gzip        envoy.filters.http.compressor with the gzip library at Envoy's defaults (level 6,
+              window 4 KiB, memory level 5), for the h1-json* scenarios
 Keys are made fresh (python3-cryptography) and tokens minted with PyJWT; both are Debian packages
 scripts/lib.sh installs.
 """
@@ -69,6 +71,12 @@ def main():
                 "explicit_http_config": {"http2_protocol_options": {}}}},
             "load_assignment": {"cluster_name": "authz", "endpoints": [{"lb_endpoints": [{"endpoint": {
                 "address": {"socket_address": {"address": "127.0.0.1", "port_value": int(sys.argv[5])}}}}]}]}})
+    elif variant == "gzip":
+        extra = {"name": "envoy.filters.http.compressor", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor",
+            "compressor_library": {"name": "gzip", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip"}},
+            "response_direction_config": {}}}
     else:
         sys.exit("unknown variant " + variant)
     hcm["http_filters"].insert(0, extra)

@@ -8,6 +8,9 @@
 # Scenarios (BENCH_SCENARIOS, default "h1 h2c h2c-up"):
 #   h1      wrk -t1 -c50 --latency, HTTP/1.1 keep-alive in and out, 13-byte body
 #   h1-4k   the same with a 4096-byte body
+#   h1-json1k, h1-json64k  HTTP/1.1 with Accept-Encoding: gzip for a 1 KiB / 64 KiB JSON body: with
+#           targets legate-gzip (the compressor filter) and nginx-gzip (gzip on) it is the cost of
+#           compressing; plain legate and nginx pass the body through
 #   h2c     h2load -c10 -m10, h2c (prior knowledge) in, HTTP/1.1 out
 #   h2c-up  h2load -c10 -m10, h2c in and out (nginx 1.22 has no HTTP/2 upstream: n/s)
 # Targets (BENCH_TARGETS, default "direct legate nginx haproxy"); "direct" is the load sent to the
@@ -35,8 +38,9 @@ TARGETS=${BENCH_TARGETS:-"direct legate nginx haproxy"}
 LEGATE_BIN=${LEGATE_BIN:-$LG_ROOT/build/legate}
 
 PORT_H1_ORIGIN=19001 PORT_H2_ORIGIN=19002
-PORT_LEGATE=19010 PORT_NGINX=19011 PORT_NGINX_H2C=19111 PORT_HAPROXY=19012 PORT_AUTHZ=19030
-declare -A VARIANT_PORT=([legate-lrl]=19020 [legate-jwt-rs256]=19021 [legate-jwt-es256]=19022 [legate-ext-authz]=19023)
+PORT_LEGATE=19010 PORT_NGINX=19011 PORT_NGINX_H2C=19111 PORT_HAPROXY=19012 PORT_AUTHZ=19030 PORT_NGINX_GZIP=19013
+declare -A VARIANT_PORT=([legate-lrl]=19020 [legate-jwt-rs256]=19021 [legate-jwt-es256]=19022 [legate-ext-authz]=19023
+  [legate-gzip]=19024)
 declare -A VARIANT_HEADER
 
 # --- install and build ----------------------------------------------------------------------
@@ -69,18 +73,30 @@ printf 'hello, world\n' >"$WORK/www/index.html"
 printf 'hello, world\n' >"$WORK/www/h2up/index.html"
 head -c 4095 /dev/zero | tr '\0' 'x' >"$WORK/www/4k"; echo >>"$WORK/www/4k"
 cp "$WORK/www/4k" "$WORK/www/h2up/4k"
+/usr/bin/python3 - "$WORK/www" <<'PY'
+import json, sys
+def doc(n):  # a list of orders: JSON as APIs return it, repetitive enough to compress as such does
+    items, i = [], 0
+    while len(json.dumps(items)) < n:
+        items.append({"id": i, "user": "user-%d" % (i % 97), "status": ["new", "paid", "shipped"][i % 3],
+                      "total": round(i * 3.7 % 500, 2), "items": [{"sku": "SKU-%05d" % (i * 7 % 10000), "qty": i % 4 + 1}]})
+        i += 1
+    return json.dumps(items)[:n - 1].rsplit("},", 1)[0] + "}]"
+for name, n in (("j1k.json", 1024), ("j64k.json", 65536)):
+    open("%s/%s" % (sys.argv[1], name), "w").write(doc(n))
+PY
 
 render() { # render SRC DST: fills @WORK@ and @PORT_*@
   sed -e "s|@WORK@|$WORK|g" -e "s|@PORT_H1_ORIGIN@|$PORT_H1_ORIGIN|g" \
       -e "s|@PORT_H2_ORIGIN@|$PORT_H2_ORIGIN|g" -e "s|@PORT_LEGATE@|$PORT_LEGATE|g" \
       -e "s|@PORT_NGINX@|$PORT_NGINX|g" -e "s|@PORT_NGINX_H2C@|$PORT_NGINX_H2C|g" \
-      -e "s|@PORT_HAPROXY@|$PORT_HAPROXY|g" "$1" >"$2"
+      -e "s|@PORT_HAPROXY@|$PORT_HAPROXY|g" -e "s|@PORT_NGINX_GZIP@|$PORT_NGINX_GZIP|g" "$1" >"$2"
 }
-for f in origin-nginx.conf origin-h2c-h2o.conf proxy-nginx.conf proxy-haproxy.cfg proxy-legate.yaml; do
+for f in origin-nginx.conf origin-h2c-h2o.conf proxy-nginx.conf proxy-nginx-gzip.conf proxy-haproxy.cfg proxy-legate.yaml; do
   render "bench/conf/$f" "$WORK/$f"
 done
 
-for p in $PORT_H1_ORIGIN $PORT_H2_ORIGIN $PORT_LEGATE $PORT_NGINX $PORT_NGINX_H2C $PORT_HAPROXY; do
+for p in $PORT_H1_ORIGIN $PORT_H2_ORIGIN $PORT_LEGATE $PORT_NGINX $PORT_NGINX_H2C $PORT_HAPROXY $PORT_NGINX_GZIP; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
     echo "port 127.0.0.1:$p is in use; bench/run.sh needs 19001-19012 and 19111" >&2; exit 1
   fi
@@ -162,6 +178,9 @@ for t in $TARGETS; do
     nginx)
       start nginx $PORT_NGINX "$PROXY_CPU" nginx -e stderr -p "$WORK" -c "$WORK/proxy-nginx.conf" \
         || drop_target nginx ;;
+    nginx-gzip)
+      start nginx-gzip $PORT_NGINX_GZIP "$PROXY_CPU" nginx -e stderr -p "$WORK" -c "$WORK/proxy-nginx-gzip.conf" \
+        || drop_target nginx-gzip ;;
     haproxy)
       start haproxy $PORT_HAPROXY "$PROXY_CPU" haproxy -db -f "$WORK/proxy-haproxy.cfg" \
         || drop_target haproxy ;;
@@ -173,13 +192,14 @@ for t in "${!IDLE_RSS[@]}"; do echo "$t ${IDLE_RSS[$t]}" >>"$WORK/raw/idle_rss";
 
 url() { # url SCENARIO TARGET -> URL, or nothing when not supported
   local s=$1 t=$2 port path=/
-  case $s in h1-4k) path=/4k ;; h2c-up) path=/h2up/ ;; esac
+  case $s in h1-4k) path=/4k ;; h2c-up) path=/h2up/ ;; h1-json1k) path=/j1k.json ;; h1-json64k) path=/j64k.json ;; esac
   case $t in
-    direct) case $s in h1|h1-4k|h2c) port=$PORT_H1_ORIGIN ;; h2c-up) port=$PORT_H2_ORIGIN ;; esac ;;
+    direct) case $s in h1*|h2c) port=$PORT_H1_ORIGIN ;; h2c-up) port=$PORT_H2_ORIGIN ;; esac ;;
     legate) port=$PORT_LEGATE ;;
     legate-*) port=${VARIANT_PORT[$t]} ;;
     haproxy) port=$PORT_HAPROXY ;;
-    nginx) case $s in h1|h1-4k) port=$PORT_NGINX ;; h2c) port=$PORT_NGINX_H2C ;; h2c-up) return ;; esac ;;
+    nginx) case $s in h1*) port=$PORT_NGINX ;; h2c) port=$PORT_NGINX_H2C ;; h2c-up) return ;; esac ;;
+    nginx-gzip) case $s in h1*) port=$PORT_NGINX_GZIP ;; *) return ;; esac ;;
   esac
   echo "http://127.0.0.1:$port$path"
 }
@@ -195,9 +215,10 @@ run_cell() { # run_cell SCENARIO TARGET REP DURATION  (REP "warm" = warm-up, not
   base=$WORK/raw/$s.$t.$rep
   local hdr=()
   [ -n "${VARIANT_HEADER[$t]:-}" ] && hdr=(-H "${VARIANT_HEADER[$t]}")
+  case $s in h1-json*) hdr+=(-H "Accept-Encoding: gzip") ;; esac
   cpu_line >"$base.cpu0"
   case $s in
-    h1|h1-4k) timeout $((d + 15)) $LOAD_CPU wrk -t1 -c50 -d"${d}s" --latency "${hdr[@]}" "$u" >"$base.out" 2>&1 ;;
+    h1*) timeout $((d + 15)) $LOAD_CPU wrk -t1 -c50 -d"${d}s" --latency "${hdr[@]}" "$u" >"$base.out" 2>&1 ;;
     h2c|h2c-up) timeout $((d + 15)) $LOAD_CPU h2load -t1 -c10 -m10 -D "$d" "${hdr[@]}" "$u" >"$base.out" 2>&1 ;;
   esac
   cpu_line >"$base.cpu1"
