@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from jwt.algorithms import RSAAlgorithm  # noqa: E402
 
 from lgharness import bootstrap as bs  # noqa: E402
-from lgharness.clients import admin_counters, curl  # noqa: E402
+from lgharness.clients import admin_counters, curl, run  # noqa: E402
 from lgharness.ports import pick_port  # noqa: E402
 
 JWT_TYPE = bs.T + "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
@@ -172,6 +172,29 @@ def test_concurrent_requests_wait_on_one_fetch(make_proxy, idp):
     for t in threads:
         t.join(timeout=BOUND_S)
     assert results == [200] * 5
+    assert idp.count() == 1
+
+
+def test_http2_streams_wait_on_one_fetch(make_proxy, idp, origin):
+    lg = make_proxy()
+    idp.set(delay=0.3)
+    urls = [lg.url("/echo/%d" % i) for i in range(4)]
+    r = run(["nghttp", "-n", "--timeout=10", "-H", "authorization: Bearer " + token(KEY_A, "a")] + urls, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # All four streams of the one connection waited on the same fetch and reached the origin.
+    assert sorted(q.target for q in origin.requests) == sorted("/echo/%d" % i for i in range(4))
+    assert idp.count() == 1
+
+
+def test_client_gone_while_waiting(make_proxy, idp):
+    lg = make_proxy()
+    idp.set(delay=1.0)
+    r = curl(lg.url("/echo"), "--http1.1", "-H", "authorization: Bearer " + token(KEY_A, "a"), timeout=0.3)
+    assert r.status == 0, r  # curl gave up while the filter waited for the keys
+    # The fetch still ends and fills the cache for the next request.
+    wait_for(lambda: stats(lg).get("jwks_fetch_success", 0) == 1, "the fetch")
+    idp.set(delay=0.0)
+    assert get(lg, token(KEY_A, "a")).status == 200
     assert idp.count() == 1
 
 
