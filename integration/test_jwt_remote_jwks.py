@@ -186,6 +186,15 @@ def test_http2_streams_wait_on_one_fetch(make_proxy, idp, origin):
     assert idp.count() == 1
 
 
+def test_request_body_held_while_waiting(make_proxy, idp):
+    lg = make_proxy()
+    idp.set(delay=0.3)
+    body = "x" * 100000
+    r = curl(lg.url("/echo"), "--http1.1", "-H", "authorization: Bearer " + token(KEY_A, "a"), "--data-binary", body)
+    assert r.status == 200, r
+    assert json.loads(r.body)["body"] == body
+
+
 def test_client_gone_while_waiting(make_proxy, idp):
     lg = make_proxy()
     idp.set(delay=1.0)
