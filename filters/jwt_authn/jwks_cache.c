@@ -42,6 +42,7 @@ typedef struct st_provider_cache_t {
     uint64_t expires_at;               /* loop time (ms) */
     int in_fetch;                      /* from the first attempt to the result, back-off included */
     int fetched_once;                  /* a fetch has ended, well or not */
+    int failing;                       /* the last fetch failed: the next failures log quietly */
     uint32_t attempt;                  /* retries spent by the fetch in flight */
     lg_async_request_t *call;
     h2o_timeout_entry_t timer; /* retry back-off, or the async refresh */
@@ -153,10 +154,17 @@ static void fetch_done(provider_cache_t *pc, lg_jwks_t *keys, const char *why)
         pc->keys = keys;
         pc->expires_at = h2o_now(w->loop) + r->cache_duration_ms;
         lg_stats_inc(w->stats, c->cfg->stats.jwks_fetch_success);
+        if (pc->failing)
+            lg_info(jwt, "jwt_authn provider %s: fetching JWKS from %s works again", pc->provider->name, r->uri);
+        pc->failing = 0;
     } else {
+        /* Logged once per run of failures (async refetches repeat every failed_refetch_duration);
+         * jwks_fetch_failed counts every one. */
         lg_stats_inc(w->stats, c->cfg->stats.jwks_fetch_failed);
-        lg_warn(jwt, "jwt_authn provider %s: fetching JWKS from %s (cluster %s) failed: %s%s", pc->provider->name,
-                r->uri, r->cluster, why, pc->keys != NULL && r->async_fetch ? "; keeping the previous keys" : "");
+        lg_log(jwt, pc->failing ? LG_LOG_DEBUG : LG_LOG_WARN,
+               "jwt_authn provider %s: fetching JWKS from %s (cluster %s) failed: %s%s", pc->provider->name, r->uri,
+               r->cluster, why, pc->keys != NULL && r->async_fetch ? "; keeping the previous keys" : "");
+        pc->failing = 1;
     }
     if (r->async_fetch && !c->stale)
         arm_timer(pc, keys != NULL ? r->cache_duration_ms : r->failed_refetch_ms);
