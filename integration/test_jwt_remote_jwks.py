@@ -110,13 +110,15 @@ def idp():
 
 @pytest.fixture
 def make_proxy(start_legate, origin, idp):
-    def make(cluster="idp", timeout="2s", **remote):
+    def make(cluster="idp", timeout="2s", providers=None, requires=None, **remote):
         port, admin_port = pick_port(), pick_port()
         rj = {"http_uri": {"uri": "http://idp.example:8443/.well-known/jwks.json?v=1", "cluster": cluster,
                            "timeout": timeout}}
         rj.update(remote)
-        cfg = {"@type": JWT_TYPE, "providers": {"idp": {"issuer": ISSUER, "remote_jwks": rj}},
-               "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "idp"}}]}
+        ps = {"idp": {"issuer": ISSUER, "remote_jwks": rj}}
+        ps.update(providers or {})
+        cfg = {"@type": JWT_TYPE, "providers": ps,
+               "rules": [{"match": {"prefix": "/"}, "requires": requires or {"provider_name": "idp"}}]}
         b = bs.filter_proxy(port, admin_port, [{"name": "envoy.filters.http.jwt_authn", "typed_config": cfg}],
                             [bs.cluster("app", [origin.port]), bs.cluster("idp", [idp.port])])
         lg = start_legate(b, ports=[port, admin_port], extra_args=("--concurrency", "1"))
@@ -204,6 +206,26 @@ def test_client_gone_while_waiting(make_proxy, idp):
     wait_for(lambda: stats(lg).get("jwks_fetch_success", 0) == 1, "the fetch")
     idp.set(delay=0.0)
     assert get(lg, token(KEY_A, "a")).status == 200
+    assert idp.count() == 1
+
+
+def test_any_decided_by_local_keys_does_not_wait(make_proxy, idp):
+    # requires_any: the remote provider's keys are still coming when the local provider's token
+    # verifies; the request goes on at once and leaves the fetch's queue.
+    local = {"issuer": "https://local.example", "from_headers": [{"name": "x-local"}],
+             "local_jwks": {"inline_string": jwks_of(KEY_B, "b")}}
+    lg = make_proxy(providers={"local": local}, timeout="10s",
+                    requires={"requires_any": {"requirements": [{"provider_name": "idp"}, {"provider_name": "local"}]}})
+    idp.set(delay=3.0)
+    now = int(time.time())
+    local_tok = jwt.encode({"iss": "https://local.example", "exp": now + 600}, KEY_B, algorithm="RS256",
+                           headers={"kid": "b"})
+    r = curl(lg.url("/echo"), "--http1.1", "-H", "authorization: Bearer " + token(KEY_A, "a"),
+             "-H", "x-local: " + local_tok)
+    assert r.status == 200, r
+    wait_for(lambda: idp.count() == 1, "the fetch to start")
+    assert stats(lg).get("jwks_fetch_success", 0) == 0  # answered before the keys came
+    wait_for(lambda: stats(lg).get("jwks_fetch_success", 0) == 1, "the abandoned fetch to end")
     assert idp.count() == 1
 
 
