@@ -100,7 +100,8 @@ static void warm_filters(lg_worker_t *w, const lg_snapshot_t *snap)
                 continue;
             for (size_t k = 0; k < chain->hcm->n_filters; ++k) {
                 const lg_filter_factory_entry_t *fe = &chain->hcm->filters[k];
-                if (fe->ops->on_worker_snapshot != NULL)
+                /* An optional filter this build does not know has no ops: it is skipped. */
+                if (fe->ops != NULL && fe->ops->on_worker_snapshot != NULL)
                     fe->ops->on_worker_snapshot(fe->config, w, (lg_snapshot_t *)snap);
             }
         }

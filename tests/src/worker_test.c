@@ -4,6 +4,7 @@
  * (on_worker_snapshot), and when the worker moves to another snapshot the old config's cache lets
  * the old snapshot go (it retains it only while it serves it) and the new config's cache fetches.
  * The JWKS cluster points at a closed port, so each fetch fails fast and counts jwks_fetch_failed.
+ * An optional filter this build does not know sits in the chain without ops; the worker skips it.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -32,6 +33,9 @@ static const char *yaml_fmt =
     "          stat_prefix: wt\n"
     "          route_config: {virtual_hosts: [{name: v, domains: ['*'], routes: [{match: {prefix: /}, route: {cluster: idp}}]}]}\n"
     "          http_filters:\n"
+    "          - name: envoy.filters.http.grpc_web\n" /* optional, unknown: an entry without ops */
+    "            is_optional: true\n"
+    "            typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.grpc_web.v3.GrpcWeb}\n"
     "          - name: envoy.filters.http.jwt_authn\n"
     "            typed_config:\n"
     "              \"@type\": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication\n"
