@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import time
-import urllib.request
 
 import pytest
 
@@ -22,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa  # noqa: 
 from jwt.algorithms import ECAlgorithm, HMACAlgorithm, OKPAlgorithm, RSAAlgorithm  # noqa: E402
 
 from lgharness import bootstrap as bs  # noqa: E402
-from lgharness.clients import curl  # noqa: E402
+from lgharness.clients import admin_counters, curl  # noqa: E402
 
 JWT_TYPE = bs.T + "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
 PER_ROUTE_TYPE = bs.T + "envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig"
@@ -175,13 +174,7 @@ def assert_denied(r, status, body, invalid_token=True, path=None):
 
 
 def stats(lg):
-    with urllib.request.urlopen("http://127.0.0.1:%d/stats?filter=jwt_authn" % lg.admin_port, timeout=10) as r:
-        out = {}
-        for line in r.read().decode().splitlines():
-            name, _, value = line.partition(": ")
-            if value.strip().isdigit():
-                out[name] = int(value)
-        return out
+    return admin_counters(lg.admin_port, "jwt_authn")
 
 
 # ---- every algorithm ------------------------------------------------------------------------
@@ -499,11 +492,21 @@ def _validate(legate, tmp_path, providers, rules=()):
     return legate("--mode", "validate", "-c", p)
 
 
-def test_remote_jwks_refused(legate, tmp_path):
+def test_remote_jwks_accepted(legate, tmp_path):
+    # The cluster is looked up when the keys are fetched, as Envoy does: an unknown one loads.
     r = _validate(legate, tmp_path, {"p": {"issuer": "i", "remote_jwks": {
-        "http_uri": {"uri": "https://idp.example/jwks", "cluster": "app", "timeout": "1s"}}}})
-    assert r.returncode != 0
-    assert "jwt_authn: remote_jwks is not supported by this legate build yet (use local_jwks)" in r.stdout + r.stderr
+        "http_uri": {"uri": "https://idp.example/jwks", "cluster": "nowhere", "timeout": "1s"}}}})
+    assert r.returncode == 0, r
+
+
+@pytest.mark.parametrize("http_uri,msg", [
+    ({"uri": "https://idp.example/jwks", "cluster": "app"}, "remote_jwks.http_uri.timeout: is required"),
+    ({"uri": "idp.example/jwks", "cluster": "app", "timeout": "1s"}, "must start with http:// or https://"),
+    ({"uri": "https://idp.example/jwks", "timeout": "1s"}, "remote_jwks.http_uri.cluster: must not be empty"),
+])
+def test_bad_remote_jwks_refused(legate, tmp_path, http_uri, msg):
+    r = _validate(legate, tmp_path, {"p": {"issuer": "i", "remote_jwks": {"http_uri": http_uri}}})
+    assert r.returncode != 0 and msg in r.stdout + r.stderr, r
 
 
 @pytest.mark.parametrize("keys,msg", [

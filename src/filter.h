@@ -22,6 +22,8 @@
 
 typedef struct st_lg_stream_t lg_stream_t;
 typedef struct st_lg_filter_t lg_filter_t;
+struct st_lg_worker_t;
+struct st_lg_snapshot_t;
 
 typedef enum en_lg_filter_headers_status_t {
     /* Pass the headers to the next filter. */
@@ -80,6 +82,10 @@ typedef struct st_lg_http_filter_ops_t {
     void *(*create_config_ctx)(const ProtobufCMessage *msg, const lg_filter_config_ctx_t *ctx, lg_error_t *err);
     void *(*create_per_route_config)(const ProtobufCMessage *msg, lg_error_t *err);
     void (*destroy_per_route_config)(void *config);
+
+    /* Worker thread, when the worker takes a snapshot holding this config: per-worker work that
+     * should not wait for a request (a remote JWKS fetched ahead). May be NULL. */
+    void (*on_worker_snapshot)(const void *config, struct st_lg_worker_t *w, struct st_lg_snapshot_t *snapshot);
 
     /* Worker thread, per stream. `state_size` bytes are zeroed and given as f->state. */
     size_t state_size;

@@ -75,6 +75,59 @@ lg_cluster_state_t *lg_worker_cluster_state(lg_worker_t *w, const lg_cluster_t *
     return w->clusters[c->index];
 }
 
+lg_worker_local_t *lg_worker_local_find(lg_worker_t *w, const void *key)
+{
+    for (h2o_linklist_t *l = w->locals.next; l != &w->locals; l = l->next) {
+        lg_worker_local_t *local = H2O_STRUCT_FROM_MEMBER(lg_worker_local_t, _link, l);
+        if (local->key == key)
+            return local;
+    }
+    return NULL;
+}
+
+void lg_worker_local_add(lg_worker_t *w, lg_worker_local_t *l)
+{
+    h2o_linklist_insert(&w->locals, &l->_link);
+}
+
+/* Each filter config of the snapshot may start per-worker work (remote JWKS fetched ahead). */
+static void warm_filters(lg_worker_t *w, const lg_snapshot_t *snap)
+{
+    for (size_t i = 0; i < snap->n_listeners; ++i) {
+        const lg_listener_t *lis = snap->listeners[i];
+        for (size_t j = 0; j <= lis->n_chains; ++j) {
+            const lg_filter_chain_t *chain = j < lis->n_chains ? lis->chains[j] : lis->default_chain;
+            if (chain == NULL || chain->hcm == NULL)
+                continue;
+            for (size_t k = 0; k < chain->hcm->n_filters; ++k) {
+                const lg_filter_factory_entry_t *fe = &chain->hcm->filters[k];
+                /* An optional filter this build does not know has no ops: it is skipped. */
+                if (fe->ops != NULL && fe->ops->on_worker_snapshot != NULL)
+                    fe->ops->on_worker_snapshot(fe->config, w, (lg_snapshot_t *)snap);
+            }
+        }
+    }
+}
+
+/* Worker-local state may follow the snapshot (drop what the old one keyed) or end with the worker. */
+static void locals_on_snapshot(lg_worker_t *w, const lg_snapshot_t *snap)
+{
+    for (h2o_linklist_t *l = w->locals.next; l != &w->locals;) {
+        lg_worker_local_t *local = H2O_STRUCT_FROM_MEMBER(lg_worker_local_t, _link, l);
+        l = l->next; /* the hook may unlink and free it */
+        local->on_snapshot(local, snap);
+    }
+}
+
+static void locals_dispose(lg_worker_t *w)
+{
+    while (!h2o_linklist_is_empty(&w->locals)) {
+        lg_worker_local_t *local = H2O_STRUCT_FROM_MEMBER(lg_worker_local_t, _link, w->locals.next);
+        h2o_linklist_unlink(&local->_link);
+        local->dispose(local);
+    }
+}
+
 static void set_snapshot(lg_worker_t *w, lg_snapshot_t *snap)
 {
     /* Cluster state follows the snapshot's clusters; pools of clusters that stay are kept. */
@@ -103,6 +156,8 @@ static void set_snapshot(lg_worker_t *w, lg_snapshot_t *snap)
     if (w->snapshot != NULL)
         lg_snapshot_release(w->snapshot);
     w->snapshot = snap;
+    locals_on_snapshot(w, snap);
+    warm_filters(w, snap);
 }
 
 static void close_listener(lg_worker_listener_t *wl)
@@ -230,6 +285,7 @@ static void *worker_main(void *arg)
     w->queue = h2o_multithread_create_queue(w->loop);
     h2o_multithread_register_receiver(w->queue, &w->receiver, on_message);
     h2o_linklist_init_anchor(&w->connections);
+    h2o_linklist_init_anchor(&w->locals);
     lg_snapshot_t *snap = w->snapshot;
     w->snapshot = NULL;
     set_snapshot(w, snap);
@@ -258,6 +314,7 @@ static void *worker_main(void *arg)
     /* Closes a codec defers run from the loop; a few passes let them finish. */
     for (int i = 0; i < 8 && !h2o_linklist_is_empty(&w->connections); ++i)
         h2o_evloop_run(w->loop, 0);
+    locals_dispose(w); /* may cancel async requests: before the cluster states go */
     for (size_t i = 0; i < w->n_clusters; ++i)
         if (w->clusters[i] != NULL)
             lg_cluster_state_free(w->clusters[i]);

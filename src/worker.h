@@ -21,6 +21,21 @@
 
 typedef struct st_lg_cluster_state_t lg_cluster_state_t;
 
+/*
+ * Worker-local state a filter keeps across requests (a remote JWKS cache), keyed by an immutable
+ * object of a snapshot (the filter's config). The owner embeds this, retains `snapshot` so the key
+ * stays alive, and registers it with lg_worker_local_add. The worker calls `on_snapshot` when it
+ * moves to another snapshot (the owner may unlink and free itself, or wait for its own work to end)
+ * and `dispose` when it stops (the owner must unlink and free itself then). Worker thread only.
+ */
+typedef struct st_lg_worker_local_t {
+    const void *key;
+    lg_snapshot_t *snapshot;
+    void (*on_snapshot)(struct st_lg_worker_local_t *l, const lg_snapshot_t *current);
+    void (*dispose)(struct st_lg_worker_local_t *l);
+    h2o_linklist_t _link;
+} lg_worker_local_t;
+
 typedef struct st_lg_worker_listener_t {
     struct st_lg_worker_t *worker;
     const lg_listener_t *config; /* in the worker's current snapshot */
@@ -50,6 +65,7 @@ typedef struct st_lg_worker_t {
     lg_stats_cells_t *stats;
     uint64_t rng; /* xorshift state: LB picks, request ids */
     h2o_linklist_t connections; /* lg_hcm_conn_t.worker_link */
+    h2o_linklist_t locals;      /* lg_worker_local_t._link */
     atomic_size_t active_connections; /* read by the main thread during drain */
     int draining, stopping;
     int ready;
@@ -64,6 +80,11 @@ h2o_timeout_t *lg_worker_timeout(lg_worker_t *w, uint64_t ms);
 uint64_t lg_worker_random(lg_worker_t *w);
 /** The worker's state for a cluster of its current snapshot, or NULL. */
 lg_cluster_state_t *lg_worker_cluster_state(lg_worker_t *w, const lg_cluster_t *c);
+
+/** The worker-local state registered under `key`, or NULL. */
+lg_worker_local_t *lg_worker_local_find(lg_worker_t *w, const void *key);
+/** Registers `l` (owned by the caller, which unlinks it with h2o_linklist_unlink before freeing it). */
+void lg_worker_local_add(lg_worker_t *w, lg_worker_local_t *l);
 
 /** Creates a worker with listening fds already bound by the main thread (one per listener). */
 lg_worker_t *lg_worker_new(unsigned id, lg_snapshot_t *snapshot, const int *listen_fds);

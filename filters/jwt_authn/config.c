@@ -2,8 +2,9 @@
  * jwt_authn config: envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication (and the
  * per-route PerRouteConfig) -> lg_jwt_authn_config_t, validated the way Envoy validates it:
  * requirements may only name configured providers, rules may only name requirement_map entries,
- * local JWKS must parse. What legate does not implement is refused by name at load, never ignored:
- * remote_jwks (no in-loop HTTP client yet), dynamic metadata outputs and filter_state_rules.
+ * local JWKS must parse, remote_jwks needs an http(s) uri, a cluster and a timeout (the cluster is
+ * looked up at fetch time, as Envoy does). What legate does not implement is refused by name at
+ * load, never ignored: dynamic metadata outputs and filter_state_rules.
  * Main thread only; the result is immutable and shared by every worker.
  */
 #include <stdlib.h>
@@ -73,14 +74,11 @@ static int unsupported(lg_error_t *err, const char *path, const char *field)
 
 static int provider_refusals(const pb_provider_t *pb, const char *path, lg_error_t *err)
 {
-    if (pb->jwks_source_specifier_case ==
-        ENVOY__EXTENSIONS__FILTERS__HTTP__JWT_AUTHN__V3__JWT_PROVIDER__JWKS_SOURCE_SPECIFIER_REMOTE_JWKS)
-        return lg_error_set(err, "%s.remote_jwks: jwt_authn: remote_jwks is not supported by this legate build yet "
-                                 "(use local_jwks)", path);
     if (pb->jwks_source_specifier_case !=
-        ENVOY__EXTENSIONS__FILTERS__HTTP__JWT_AUTHN__V3__JWT_PROVIDER__JWKS_SOURCE_SPECIFIER_LOCAL_JWKS)
-        return lg_error_set(err, "%s: a provider needs local_jwks (remote_jwks is not supported by this legate build yet)",
-                            path);
+            ENVOY__EXTENSIONS__FILTERS__HTTP__JWT_AUTHN__V3__JWT_PROVIDER__JWKS_SOURCE_SPECIFIER_LOCAL_JWKS &&
+        pb->jwks_source_specifier_case !=
+            ENVOY__EXTENSIONS__FILTERS__HTTP__JWT_AUTHN__V3__JWT_PROVIDER__JWKS_SOURCE_SPECIFIER_REMOTE_JWKS)
+        return lg_error_set(err, "%s: a provider needs local_jwks or remote_jwks", path);
     if (is_set(pb->payload_in_metadata))
         return unsupported(err, path, "payload_in_metadata");
     if (pb->normalize_payload_in_metadata != NULL)
@@ -92,8 +90,118 @@ static int provider_refusals(const pb_provider_t *pb, const char *path, lg_error
     return 0;
 }
 
+/* A Duration in milliseconds (sub-millisecond rests round up, so "0.5s" is no 0); `dflt` when unset. */
+static int to_ms(const Google__Protobuf__Duration *d, uint64_t dflt, uint64_t *out, const char *path, lg_error_t *err)
+{
+    if (d == NULL) {
+        *out = dflt;
+        return 0;
+    }
+    if (d->seconds < 0 || d->nanos < 0)
+        return lg_error_set(err, "%s: must not be negative", path);
+    *out = (uint64_t)d->seconds * 1000 + ((uint64_t)d->nanos + 999999) / 1000000;
+    return 0;
+}
+
+/* http_uri.uri: "http(s)://host[:port][/path]"; the path goes in the GET, the host as :authority. */
+static int remote_uri(lg_jwt_remote_t *r, const char *uri, const char *path, lg_error_t *err)
+{
+    const char *host;
+    if (strncmp(uri, "http://", 7) == 0) {
+        host = uri + 7;
+    } else if (strncmp(uri, "https://", 8) == 0) {
+        host = uri + 8;
+        r->https = 1;
+    } else {
+        return lg_error_set(err, "%s.uri: must start with http:// or https:// (got '%s')", path, uri);
+    }
+    size_t hl = strcspn(host, "/?#");
+    if (hl == 0)
+        return lg_error_set(err, "%s.uri: has no host (got '%s')", path, uri);
+    r->uri = xstrdup(uri);
+    r->authority = strndup(host, hl);
+    const char *rest = host + hl;
+    size_t rl = strcspn(rest, "#");
+    if (rl == 0 || rest[0] != '/') {
+        /* "http://host?x" keeps its query behind "/" */
+        r->path = xcalloc(rl + 2, 1);
+        r->path[0] = '/';
+        memcpy(r->path + 1, rest, rl);
+    } else {
+        r->path = strndup(rest, rl);
+    }
+    if (r->authority == NULL || r->path == NULL)
+        lg_fatal("out of memory");
+    return 0;
+}
+
+/* remote_jwks as Envoy reads it: cache_duration 600 s, async_fetch.failed_refetch_duration 1 s, a
+ * retry_policy with 1 retry and a 1 s base back-off (10x for the max) unless given. */
+static int provider_remote(lg_jwt_provider_t *p, const pb_provider_t *pb, const char *path, lg_error_t *err)
+{
+    const Envoy__Extensions__Filters__Http__JwtAuthn__V3__RemoteJwks *rj = pb->remote_jwks;
+    lg_jwt_remote_t *r = &p->remote;
+    char sub[512];
+    p->is_remote = 1;
+    if (rj == NULL || rj->http_uri == NULL)
+        return lg_error_set(err, "%s.remote_jwks.http_uri: is required", path);
+    snprintf(sub, sizeof(sub), "%s.remote_jwks.http_uri", path);
+    const Envoy__Config__Core__V3__HttpUri *hu = rj->http_uri;
+    if (!is_set(hu->uri))
+        return lg_error_set(err, "%s.uri: must not be empty", sub);
+    if (hu->http_upstream_type_case != ENVOY__CONFIG__CORE__V3__HTTP_URI__HTTP_UPSTREAM_TYPE_CLUSTER || !is_set(hu->cluster))
+        return lg_error_set(err, "%s.cluster: must not be empty", sub);
+    if (hu->timeout == NULL)
+        return lg_error_set(err, "%s.timeout: is required", sub);
+    if (remote_uri(r, hu->uri, sub, err) != 0)
+        return -1;
+    r->cluster = xstrdup(hu->cluster);
+    snprintf(sub, sizeof(sub), "%s.remote_jwks.http_uri.timeout", path);
+    if (to_ms(hu->timeout, 0, &r->timeout_ms, sub, err) != 0)
+        return -1;
+    snprintf(sub, sizeof(sub), "%s.remote_jwks.cache_duration", path);
+    if (to_ms(rj->cache_duration, 600000, &r->cache_duration_ms, sub, err) != 0)
+        return -1;
+    if (r->cache_duration_ms == 0)
+        r->cache_duration_ms = 600000; /* Envoy treats a zero duration as unset */
+    if (rj->async_fetch != NULL) {
+        r->async_fetch = 1;
+        snprintf(sub, sizeof(sub), "%s.remote_jwks.async_fetch.failed_refetch_duration", path);
+        if (to_ms(rj->async_fetch->failed_refetch_duration, 1000, &r->failed_refetch_ms, sub, err) != 0)
+            return -1;
+        if (r->failed_refetch_ms == 0)
+            r->failed_refetch_ms = 1000;
+    }
+    if (rj->retry_policy != NULL) {
+        const Envoy__Config__Core__V3__RetryPolicy *rp = rj->retry_policy;
+        r->num_retries = rp->num_retries != NULL ? rp->num_retries->value : 1;
+        const Envoy__Config__Core__V3__BackoffStrategy *bo = rp->retry_back_off;
+        snprintf(sub, sizeof(sub), "%s.remote_jwks.retry_policy.retry_back_off", path);
+        if (to_ms(bo != NULL ? bo->base_interval : NULL, 1000, &r->backoff_base_ms, sub, err) != 0)
+            return -1;
+        if (bo != NULL && bo->base_interval != NULL && r->backoff_base_ms < 1)
+            return lg_error_set(err, "%s.base_interval: must be at least 1ms", sub);
+        if (to_ms(bo != NULL ? bo->max_interval : NULL, r->backoff_base_ms * 10, &r->backoff_max_ms, sub, err) != 0)
+            return -1;
+        if (r->backoff_max_ms < r->backoff_base_ms)
+            return lg_error_set(err, "%s.max_interval: must not be less than base_interval", sub);
+    }
+    return 0;
+}
+
+static void remote_dispose(lg_jwt_remote_t *r)
+{
+    free(r->uri);
+    free(r->cluster);
+    free(r->authority);
+    free(r->path);
+}
+
 static int provider_jwks(lg_jwt_provider_t *p, const pb_provider_t *pb, const char *path, lg_error_t *err)
 {
+    if (pb->jwks_source_specifier_case ==
+        ENVOY__EXTENSIONS__FILTERS__HTTP__JWT_AUTHN__V3__JWT_PROVIDER__JWKS_SOURCE_SPECIFIER_REMOTE_JWKS)
+        return provider_remote(p, pb, path, err);
     char sub[512], *doc = NULL;
     size_t len = 0;
     snprintf(sub, sizeof(sub), "%s.local_jwks", path);
@@ -194,6 +302,7 @@ static void provider_dispose(lg_jwt_provider_t *p)
     if (p->has_subjects)
         lg_string_matcher_dispose(&p->subjects);
     lg_jwks_dispose(&p->jwks);
+    remote_dispose(&p->remote);
     for (size_t i = 0; i < p->n_headers; ++i) {
         free(p->headers[i].name.base);
         free(p->headers[i].prefix.base);
@@ -362,6 +471,7 @@ void *lg_jwt_authn_create_config(const ProtobufCMessage *msg, const lg_filter_co
             lg_error_set(err, "typed_config.providers[%s]: empty provider", pb->providers[i]->key);
             goto Error;
         }
+        c->providers[i].index = i;
         if (provider_init(&c->providers[i], pb->providers[i]->key, pb->providers[i]->value, err) != 0)
             goto Error;
     }

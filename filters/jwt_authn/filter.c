@@ -7,9 +7,13 @@
  * jwt_verify_lib's text as the body and `www-authenticate: Bearer realm="<url>"`, plus
  * `error="invalid_token"` unless the token was missing.
  *
- * Every key set is local, so the whole check runs inside decode_headers: the filter never waits.
- * Header changes are collected while the requirement tree is walked and applied only when it passes,
- * so one branch's token stripping cannot hide a token from another branch.
+ * With local keys the whole check runs inside decode_headers. A remote_jwks provider whose keys the
+ * worker does not have yet makes the walk report "pending": the stream queues on the fetch (one per
+ * provider, jwks_cache.c), stops, and walks the requirement again from the start once every fetch it
+ * waits for has ended; a provider whose fetch ended without keys then fails with "Jwks remote fetch
+ * is failed". Header changes are collected while the requirement tree is walked and applied only
+ * when it passes, so one branch's token stripping cannot hide a token from another branch, and a
+ * walk that ends pending changes nothing.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +46,28 @@ typedef struct st_found_list_t {
     size_t size, capacity;
 } found_list_t;
 
+/* Not a jwt_verify_lib status: the walk needs keys a fetch is bringing. */
+#define JWT_PENDING ((lg_jwt_status_t)1000)
+
+typedef struct st_jwt_state_t jwt_state_t;
+
+/* The stream's wait for one remote provider. */
+typedef struct st_provider_wait_t {
+    lg_jwks_waiter_t waiter;
+    jwt_state_t *st;
+    int ended; /* its fetch ended: use what the cache has, never wait again */
+} provider_wait_t;
+
+struct st_jwt_state_t {
+    lg_filter_t *f;
+    const lg_jwt_requirement_t *req;
+    lg_jwks_cache_t *cache;
+    provider_wait_t *waits; /* by provider index, from the pool when first needed */
+    size_t n_waiting;
+};
+
 typedef struct st_verify_t {
+    jwt_state_t *st;
     const lg_jwt_authn_config_t *cfg;
     lg_request_head_t *req;
     h2o_mem_pool_t *pool;
@@ -328,6 +353,37 @@ static const lg_jwt_provider_t *pick_provider(const found_t *const *cands, size_
     return NULL;
 }
 
+static void on_keys(lg_jwks_waiter_t *w);
+
+/* The keys for p, or NULL with *st set: pending while a fetch is awaited, else JWKS_FETCH_FAIL. */
+static const lg_jwks_t *provider_keys(verify_t *v, const lg_jwt_provider_t *p, lg_jwt_status_t *st)
+{
+    if (!p->is_remote)
+        return &p->jwks;
+    jwt_state_t *js = v->st;
+    lg_filter_t *f = js->f;
+    if (js->cache == NULL)
+        js->cache = lg_jwks_cache_get(lg_filter_worker(f), v->cfg, (lg_snapshot_t *)lg_filter_snapshot(f));
+    if (js->waits == NULL) {
+        js->waits = h2o_mem_alloc_pool(v->pool, v->cfg->n_providers * sizeof(*js->waits));
+        memset(js->waits, 0, v->cfg->n_providers * sizeof(*js->waits));
+    }
+    provider_wait_t *pw = &js->waits[p->index];
+    int waiting = 0;
+    int queued = pw->waiter.link.next != NULL;
+    const lg_jwks_t *keys =
+        lg_jwks_cache_keys(js->cache, p, pw->ended || queued ? NULL : &pw->waiter, &waiting);
+    if (keys != NULL)
+        return keys;
+    if (waiting) {
+        pw->st = js;
+        pw->waiter.cb = on_keys;
+        ++js->n_waiting;
+    }
+    *st = waiting || queued ? JWT_PENDING : LG_JWT_JWKS_FETCH_FAIL;
+    return NULL;
+}
+
 static lg_jwt_status_t verify_token(verify_t *v, const found_t *const *cands, size_t n_cands,
                                     const lg_jwt_requirement_t *req)
 {
@@ -358,7 +414,8 @@ static lg_jwt_status_t verify_token(verify_t *v, const found_t *const *cands, si
         st = LG_JWT_JWT_EXPIRED;
         goto Exit;
     }
-    if ((st = lg_jwt_verify(&jwt, &p->jwks)) == LG_JWT_OK)
+    const lg_jwks_t *keys = provider_keys(v, p, &st);
+    if (keys != NULL && (st = lg_jwt_verify(&jwt, keys)) == LG_JWT_OK)
         accept_token(v, p, &jwt, cands, n_cands);
 Exit:
     lg_jwt_dispose(&jwt);
@@ -402,6 +459,7 @@ static lg_jwt_status_t check_all_providers(verify_t *v, int allow_failed)
     if (found.size > MAX_TOKENS * v->cfg->n_providers)
         return allow_failed ? LG_JWT_OK : LG_JWT_JWT_MULTIPLE_TOKENS;
     const found_t **cands = h2o_mem_alloc_pool(v->pool, (found.size != 0 ? found.size : 1) * sizeof(*cands));
+    int pending = 0;
     for (size_t i = 0; i < found.size; ++i) {
         size_t first = 0;
         while (!same_token(&found.entries[first], &found.entries[i]))
@@ -413,11 +471,13 @@ static lg_jwt_status_t check_all_providers(verify_t *v, int allow_failed)
             if (same_token(&found.entries[j], &found.entries[i]))
                 cands[n++] = &found.entries[j];
         lg_jwt_status_t st = verify_token(v, cands, n, NULL);
+        if (st == JWT_PENDING)
+            pending = 1;
         /* Envoy lets a later good token mask an earlier bad one under allow_missing; legate does not. */
-        if (st != LG_JWT_OK && !allow_failed)
+        else if (st != LG_JWT_OK && !allow_failed)
             return st;
     }
-    return LG_JWT_OK;
+    return pending ? JWT_PENDING : LG_JWT_OK;
 }
 
 static lg_jwt_status_t check(verify_t *v, const lg_jwt_requirement_t *r)
@@ -429,25 +489,33 @@ static lg_jwt_status_t check(verify_t *v, const lg_jwt_requirement_t *r)
         return check_all_providers(v, 0);
     case LG_JWT_REQ_ALLOW_MISSING_OR_FAILED:
         return check_all_providers(v, 1);
-    case LG_JWT_REQ_ALL:
+    case LG_JWT_REQ_ALL: {
+        /* A failure decides at once; a child waiting for keys makes the whole wait. */
+        int pending = 0;
         for (size_t i = 0; i < r->n_children; ++i) {
             lg_jwt_status_t st = check(v, &r->children[i]);
-            if (st != LG_JWT_OK)
+            if (st == JWT_PENDING)
+                pending = 1;
+            else if (st != LG_JWT_OK)
                 return st;
         }
-        return LG_JWT_OK;
+        return pending ? JWT_PENDING : LG_JWT_OK;
+    }
     case LG_JWT_REQ_ANY: {
         /* Envoy's AnyVerifier: OK if one child is; otherwise the last failure that is not a
          * missing token (a token of another issuer counts as missing), else "missing". */
         lg_jwt_status_t final = LG_JWT_JWT_MISSED;
+        int pending = 0;
         for (size_t i = 0; i < r->n_children; ++i) {
             lg_jwt_status_t st = check(v, &r->children[i]);
             if (st == LG_JWT_OK)
                 return LG_JWT_OK;
-            if (st != LG_JWT_JWT_MISSED && st != LG_JWT_JWT_UNKNOWN_ISSUER)
+            if (st == JWT_PENDING)
+                pending = 1;
+            else if (st != LG_JWT_JWT_MISSED && st != LG_JWT_JWT_UNKNOWN_ISSUER)
                 final = st;
         }
-        return final;
+        return pending ? JWT_PENDING : final;
     }
     }
     return LG_JWT_JWT_VERIFICATION_FAIL;
@@ -513,6 +581,51 @@ static lg_filter_headers_status_t allow(lg_filter_t *f, const lg_jwt_authn_confi
     return LG_FILTER_HEADERS_CONTINUE;
 }
 
+/* Walks the requirement with the keys the worker has. `resumed`: after a wait, where the chain is
+ * continued (or the reply sent) through the callbacks instead of by the returned status. */
+static lg_filter_headers_status_t run(jwt_state_t *js, lg_request_head_t *head, int resumed)
+{
+    lg_filter_t *f = js->f;
+    const lg_jwt_authn_config_t *cfg = f->config;
+    h2o_mem_pool_t *pool = lg_filter_pool(f);
+    verify_t v = {.st = js, .cfg = cfg, .req = head, .pool = pool, .now = (int64_t)time(NULL)};
+    lg_jwt_status_t st = check(&v, js->req);
+    if (st == JWT_PENDING && js->n_waiting != 0)
+        return LG_FILTER_HEADERS_STOP_ALL_WATERMARK;
+    if (st == JWT_PENDING) /* cannot happen: pending always queues a wait; fail closed */
+        st = LG_JWT_JWKS_FETCH_FAIL;
+    /* A decided walk may have queued waits in branches that no longer matter. */
+    for (size_t i = 0; js->waits != NULL && i < cfg->n_providers; ++i)
+        lg_jwks_waiter_cancel(&js->waits[i].waiter);
+    js->n_waiting = 0;
+    if (st != LG_JWT_OK) {
+        deny(f, cfg, head, st);
+        return LG_FILTER_HEADERS_STOP_ITERATION;
+    }
+    for (size_t i = 0; i < v.remove.size; ++i)
+        lg_headers_remove(&head->headers, v.remove.entries[i].name.base, v.remove.entries[i].name.len);
+    for (size_t i = 0; i < v.set.size; ++i)
+        lg_headers_remove(&head->headers, v.set.entries[i].name.base, v.set.entries[i].name.len);
+    for (size_t i = 0; i < v.set.size; ++i)
+        lg_headers_add(pool, &head->headers, v.set.entries[i].name, v.set.entries[i].value);
+    if (v.clear_route)
+        lg_filter_clear_route(f);
+    lg_filter_headers_status_t ret = allow(f, cfg);
+    if (resumed)
+        lg_filter_continue_decoding(f);
+    return ret;
+}
+
+/* One awaited fetch ended (the cache unlinked the waiter); the walk restarts after the last one. */
+static void on_keys(lg_jwks_waiter_t *w)
+{
+    provider_wait_t *pw = H2O_STRUCT_FROM_MEMBER(provider_wait_t, waiter, w);
+    jwt_state_t *js = pw->st;
+    pw->ended = 1;
+    if (--js->n_waiting == 0)
+        run(js, lg_filter_request(js->f), 1);
+}
+
 static lg_filter_headers_status_t decode_headers(lg_filter_t *f, lg_request_head_t *head, int end_stream)
 {
     const lg_jwt_authn_config_t *cfg = f->config;
@@ -544,21 +657,17 @@ static lg_filter_headers_status_t decode_headers(lg_filter_t *f, lg_request_head
     }
     if (req == NULL)
         return allow(f, cfg);
-    verify_t v = {.cfg = cfg, .req = head, .pool = pool, .now = (int64_t)time(NULL)};
-    lg_jwt_status_t st = check(&v, req);
-    if (st != LG_JWT_OK) {
-        deny(f, cfg, head, st);
-        return LG_FILTER_HEADERS_STOP_ITERATION;
-    }
-    for (size_t i = 0; i < v.remove.size; ++i)
-        lg_headers_remove(&head->headers, v.remove.entries[i].name.base, v.remove.entries[i].name.len);
-    for (size_t i = 0; i < v.set.size; ++i)
-        lg_headers_remove(&head->headers, v.set.entries[i].name.base, v.set.entries[i].name.len);
-    for (size_t i = 0; i < v.set.size; ++i)
-        lg_headers_add(pool, &head->headers, v.set.entries[i].name, v.set.entries[i].value);
-    if (v.clear_route)
-        lg_filter_clear_route(f);
-    return allow(f, cfg);
+    jwt_state_t *st = f->state;
+    st->f = f;
+    st->req = req;
+    return run(st, head, 0);
+}
+
+static void on_destroy(lg_filter_t *f)
+{
+    jwt_state_t *st = f->state;
+    for (size_t i = 0; st->waits != NULL && i < ((const lg_jwt_authn_config_t *)f->config)->n_providers; ++i)
+        lg_jwks_waiter_cancel(&st->waits[i].waiter);
 }
 
 const lg_http_filter_ops_t lg_jwt_authn_ops = {
@@ -569,5 +678,8 @@ const lg_http_filter_ops_t lg_jwt_authn_ops = {
     .destroy_config = lg_jwt_authn_destroy_config,
     .create_per_route_config = lg_jwt_authn_create_per_route_config,
     .destroy_per_route_config = lg_jwt_authn_destroy_per_route_config,
+    .on_worker_snapshot = lg_jwks_cache_warm,
+    .state_size = sizeof(jwt_state_t),
     .decode_headers = decode_headers,
+    .on_destroy = on_destroy,
 };

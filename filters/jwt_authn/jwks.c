@@ -5,7 +5,7 @@
  * verify. Built once on the main thread; the keys are then read-only and shared by every worker
  * (OpenSSL allows concurrent verification with one EVP_PKEY).
  *
- * Not for: fetching key sets (remote_jwks is not implemented), X.509 or PEM keys.
+ * Not for: fetching key sets (jwks_cache.c does, with this parser), X.509 or PEM keys.
  */
 #include <stdlib.h>
 #include <string.h>

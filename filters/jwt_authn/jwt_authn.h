@@ -8,8 +8,9 @@
  * Status values and their texts are google/jwt_verify_lib's (Envoy's response bodies), so a client
  * sees the same words from legate as from Envoy.
  *
- * Not here: remote JWKS fetching (refused at load until legate has an in-loop HTTP client), JWT
- * caching, dynamic metadata (payload_in_metadata and friends are refused at load).
+ * jwks_cache.c keeps what remote_jwks fetched, per worker.
+ *
+ * Not here: JWT caching, dynamic metadata (payload_in_metadata and friends are refused at load).
  */
 #ifndef LG_FILTERS_JWT_AUTHN_H
 #define LG_FILTERS_JWT_AUTHN_H
@@ -19,6 +20,7 @@
 
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <h2o/linklist.h>
 
 #include "filter.h"
 #include "route_table.h"
@@ -27,6 +29,7 @@
 /* jwt_verify_lib's statuses that legate can produce, with their exact texts. */
 #define LG_JWT_STATUSES(X)                                                                         \
     X(OK, "OK")                                                                                    \
+    X(JWKS_FETCH_FAIL, "Jwks remote fetch is failed")                                              \
     X(JWT_MISSED, "Jwt is missing")                                                                \
     X(JWT_NOT_YET_VALID, "Jwt not yet valid")                                                      \
     X(JWT_EXPIRED, "Jwt is expired")                                                               \
@@ -182,8 +185,26 @@ typedef struct st_lg_jwt_claim_header_t {
     char *claim;        /* may be a dotted path into nested objects */
 } lg_jwt_claim_header_t;
 
+/* remote_jwks, compiled. Durations in milliseconds. */
+typedef struct st_lg_jwt_remote_t {
+    char *uri;       /* as configured, for logs */
+    char *cluster;   /* http_uri.cluster: looked up in the worker's snapshot at each fetch */
+    char *authority; /* host[:port] of the uri */
+    char *path;      /* path and query of the uri; "/" when it has none */
+    int https;
+    uint64_t timeout_ms;
+    uint64_t cache_duration_ms; /* 600 s by default */
+    int async_fetch;
+    uint64_t failed_refetch_ms; /* async_fetch.failed_refetch_duration, 1 s by default */
+    uint32_t num_retries;       /* retry_policy.num_retries; 0 without a retry_policy */
+    uint64_t backoff_base_ms, backoff_max_ms;
+} lg_jwt_remote_t;
+
 typedef struct st_lg_jwt_provider_t {
     char *name;
+    size_t index;     /* in lg_jwt_authn_config_t.providers */
+    int is_remote;    /* keys come from `remote` through the worker's cache, not from `jwks` */
+    lg_jwt_remote_t remote;
     char *issuer; /* "" accepts any iss */
     char **audiences;
     size_t n_audiences;
@@ -263,6 +284,35 @@ void *lg_jwt_authn_create_config(const ProtobufCMessage *msg, const lg_filter_co
 void lg_jwt_authn_destroy_config(void *config);
 void *lg_jwt_authn_create_per_route_config(const ProtobufCMessage *msg, lg_error_t *err);
 void lg_jwt_authn_destroy_per_route_config(void *config);
+/* ---- remote JWKS, per worker (jwks_cache.c) ----------------------------------------------- */
+
+typedef struct st_lg_jwks_cache_t lg_jwks_cache_t;
+struct st_lg_worker_t;
+
+/* A stream waiting for one provider's fetch; embedded in the stream's state. */
+typedef struct st_lg_jwks_waiter_t {
+    h2o_linklist_t link;
+    void (*cb)(struct st_lg_jwks_waiter_t *w); /* the fetch ended (keys or not); the waiter is unlinked */
+} lg_jwks_waiter_t;
+
+/**
+ * The worker's cache for `cfg` (created on first use, retaining `snapshot`, which holds cfg).
+ * Worker thread; owned by the worker.
+ */
+lg_jwks_cache_t *lg_jwks_cache_get(struct st_lg_worker_t *w, const lg_jwt_authn_config_t *cfg,
+                                   struct st_lg_snapshot_t *snapshot);
+/** Worker hook: fetches the keys of async_fetch providers ahead of requests. */
+void lg_jwks_cache_warm(const void *cfg, struct st_lg_worker_t *w, struct st_lg_snapshot_t *snapshot);
+/**
+ * The keys to verify with for remote provider `p`: NULL when there are none usable. Then, when
+ * `waiter` is given and a fetch is (or can be) under way, the waiter is queued on it and *waiting is
+ * set; otherwise the caller fails with JWKS_FETCH_FAIL.
+ */
+const lg_jwks_t *lg_jwks_cache_keys(lg_jwks_cache_t *c, const lg_jwt_provider_t *p, lg_jwks_waiter_t *waiter,
+                                    int *waiting);
+/** Takes the waiter off its queue (the stream ends first). */
+void lg_jwks_waiter_cancel(lg_jwks_waiter_t *w);
+
 /** The requirement_map entry named `name`, or NULL. Any thread. */
 const lg_jwt_requirement_t *lg_jwt_authn_find_requirement(const lg_jwt_authn_config_t *c, const char *name);
 

@@ -29,6 +29,12 @@ static void *create_config(const ProtobufCMessage *msg, lg_error_t *err)
     return &config;
 }
 
+static void on_worker_snapshot(const void *config, lg_worker_t *w, lg_snapshot_t *snapshot)
+{
+    /* Nothing to start per worker. A filter that keeps per-worker state (jwt_authn's remote JWKS)
+     * registers it here with lg_worker_local_add, or on first use from a stream. */
+}
+
 static void on_create(lg_filter_t *f)
 {
     passthrough_state_t *st = f->state;
@@ -96,6 +102,7 @@ const lg_http_filter_ops_t lg_passthrough_ops = {
     .name = "legate.filters.http.passthrough",
     .config_descriptor = &google__protobuf__empty__descriptor,
     .create_config = create_config,
+    .on_worker_snapshot = on_worker_snapshot,
     .state_size = sizeof(passthrough_state_t),
     .on_create = on_create,
     .decode_headers = decode_headers,

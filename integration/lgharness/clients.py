@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import tempfile
+import urllib.request
 
 
 class CurlResult:
@@ -71,3 +72,15 @@ def h2load_counts(output):
         return None
     t, _, d, s, f, e = (int(x) for x in m.groups())
     return t, d, s, f, e
+
+
+def admin_counters(admin_port, name_filter):
+    """The admin /stats lines whose name matches `name_filter`, as {name: int} (integers only)."""
+    url = "http://127.0.0.1:%d/stats?filter=%s" % (admin_port, name_filter)
+    with urllib.request.urlopen(url, timeout=10) as r:
+        out = {}
+        for line in r.read().decode().splitlines():
+            name, _, value = line.partition(": ")
+            if value.strip().isdigit():
+                out[name] = int(value)
+        return out
