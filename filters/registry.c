@@ -15,6 +15,7 @@
 #include "filters/local_ratelimit/local_ratelimit.h"
 #include "filters/passthrough/passthrough.h"
 #include "filters/ratelimit/ratelimit.h"
+#include "filters/rbac/rbac.h"
 #include "filters/router/router.h"
 
 static const lg_filter_factory_t factories[] = {
@@ -37,6 +38,7 @@ static const lg_filter_factory_t factories[] = {
      &lg_ext_authz_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.local_ratelimit",
      "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit", 0, &lg_local_ratelimit_ops},
+    {LG_FILTER_HTTP, "envoy.filters.http.rbac", "envoy.extensions.filters.http.rbac.v3.RBAC", 0, &lg_rbac_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.ratelimit", "envoy.extensions.filters.http.ratelimit.v3.RateLimit", 0,
      &lg_ratelimit_ops},
 };
