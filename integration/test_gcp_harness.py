@@ -8,11 +8,13 @@ to every listener; it prints "Test for <mode> passed!" when, for every version, 
 upstream's message from all listeners. So legate must replace listeners in place on the same port,
 drop removed clusters, warm the new EDS clusters and converge within about 2.5 s per push.
 
-Profile: `-scopedhttp 0 -tcp 0 -vhdshttp 0 -extension 0 -runtimes 0` (legate has no SRDS, TCP proxy,
-VHDS or RTDS). The bootstraps are written here, equivalent to the harness's sample ones minus the
-RTDS layer. Not covered: `-xds rest` (legate has no REST-JSON polling) and `-tls` (listeners with SDS
-secrets). The harness binds its own servers on every interface (":port"; not configurable); every
-address legate and the harness are given is on loopback.
+Profile: `-scopedhttp 0 -tcp 0 -vhdshttp 0 -runtimes 0` (legate has no SRDS, TCP proxy, VHDS or
+RTDS); the harness's ECDS resources (`-extension 1`) are served and nothing asks for them. Modes as
+upstream CI runs them, `-mux` (EDS from a linear cache) included. The bootstraps are written here,
+equivalent to the harness's sample ones minus the RTDS layer. Not covered: `-xds rest` (legate has
+no REST-JSON polling) and `-tls` (listeners with SDS secrets). The harness binds its own servers on
+every interface (":port"; not configurable); every address legate and the harness are given is on
+loopback.
 """
 import pathlib
 
@@ -25,7 +27,7 @@ from lgharness.procs import port_accepts
 
 GCP_SRC = pathlib.Path(__file__).resolve().parent / "gcp"
 GCP_MOD = "github.com/envoyproxy/go-control-plane"
-PROFILE = ["-scopedhttp", "0", "-tcp", "0", "-vhdshttp", "0", "-extension", "0", "-runtimes", "0"]
+PROFILE = ["-scopedhttp", "0", "-tcp", "0", "-vhdshttp", "0", "-runtimes", "0"]
 MESSAGE = "Hi, there!\n"
 HTTP_LISTENERS = 2  # the harness's -http default: listeners base+0 and base+1
 FIRST_REQUEST_WAIT = 60  # the harness exits when no xDS request came within a minute
@@ -33,6 +35,7 @@ FIRST_REQUEST_WAIT = 60  # the harness exits when no xDS request came within a m
 CASES = [
     pytest.param("ads", [], id="ads"),
     pytest.param("xds", [], id="xds"),
+    pytest.param("xds", ["-mux"], id="xds-mux"),
     pytest.param("delta", [], id="delta"),
     pytest.param("delta-ads", [], id="delta-ads"),
     pytest.param("ads", ["-clusters", "50", "-u", "10"], id="ads-50clusters-10updates"),
