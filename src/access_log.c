@@ -524,6 +524,23 @@ static int stream_build(bctx_t *c, lg_access_log_t *l, const void *msg,
     return r;
 }
 
+/* The gRPC access log services are accepted so that configs written for Envoy load, and say once
+ * per process that nothing goes through them: every xDS update rebuilds every listener, so a
+ * warning per build repeats for each push of any resource type. Later builds say it at debug.
+ * Main thread only (config building is). */
+static void grpc_logger_accepted(bctx_t *c, const ProtobufCMessageDescriptor *d)
+{
+    static int warned_http, warned_tcp;
+    int *warned = d == &envoy__extensions__access_loggers__grpc__v3__http_grpc_access_log_config__descriptor
+                      ? &warned_http
+                      : &warned_tcp;
+    lg_log(main, *warned ? LG_LOG_DEBUG : LG_LOG_WARN,
+           "%s: the gRPC access log service (%s) is accepted but not implemented by legate: nothing is "
+           "logged through it%s",
+           c->path->buf, d->name, *warned ? "" : " (said once; later configs say it at debug level)");
+    *warned = 1;
+}
+
 /* Builds the sink's format from the typed config; *path is the file to open (NULL: none). */
 static int typed_config_build(bctx_t *c, lg_access_log_t *l, const Envoy__Config__Accesslog__V3__AccessLog *pb,
                               const char **path)
@@ -551,9 +568,7 @@ static int typed_config_build(bctx_t *c, lg_access_log_t *l, const Envoy__Config
         *path = "/dev/stderr";
     } else if (m->descriptor == &envoy__extensions__access_loggers__grpc__v3__http_grpc_access_log_config__descriptor ||
                m->descriptor == &envoy__extensions__access_loggers__grpc__v3__tcp_grpc_access_log_config__descriptor) {
-        lg_warn(main, "%s: the gRPC access log service (%s) is accepted but not implemented by legate: nothing is "
-                      "logged through it",
-                c->path->buf, m->descriptor->name);
+        grpc_logger_accepted(c, m->descriptor);
         r = 0;
     } else {
         r = bfail(c, any, "access logger type \"%s\" is not supported by legate", m->descriptor->name);

@@ -56,10 +56,11 @@ def h2spec():
     return go_peer("h2spec", [H2SPEC_PKG])
 
 
-def local_go_peer(name, src=None, binary=None):
+def local_go_peer(name, src=None, binary=None, package="."):
     """A Go main of this repository (integration/peers/<name>, or `src`, with its own go.mod)
     built with `go build` into build/peers/<name> (or `binary`), rebuilt when a source file is
-    newer than the binary. Raises BuildError with go's output on failure."""
+    newer than the binary. `package` names a main package of a dependency instead, built with
+    the versions `src`'s go.mod pins. Raises BuildError with go's output on failure."""
     src = pathlib.Path(src) if src else REPO_ROOT / "integration" / "peers" / name
     binary = pathlib.Path(binary) if binary else PEERS / name
     binary.parent.mkdir(parents=True, exist_ok=True)
@@ -70,11 +71,11 @@ def local_go_peer(name, src=None, binary=None):
         if binary.is_file() and binary.stat().st_mtime >= newest:
             return str(binary)
         go = shutil.which("go") or "/usr/local/go/bin/go"
-        r = subprocess.run([go, "build", "-o", str(binary), "."], cwd=str(src),
+        r = subprocess.run([go, "build", "-o", str(binary), package], cwd=str(src),
                            env=dict(os.environ, GOFLAGS="-buildvcs=false", CGO_ENABLED="0"),
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
         if r.returncode != 0:
-            raise BuildError("go build %s failed:\n%s" % (src, r.stdout[-5000:]))
+            raise BuildError("go build %s in %s failed:\n%s" % (package, src, r.stdout[-5000:]))
     return str(binary)
 
 
