@@ -13,6 +13,7 @@ import pytest
 from lgharness import bootstrap as bs
 from lgharness.dns_stub import DnsStub
 from lgharness.origin_h1 import H1Origin
+from lgharness.ports import pick_port as free_port_now
 from test_admin import Admin
 
 WAIT = 10.0
@@ -70,6 +71,14 @@ def get(lg, path="/"):
         return r.status
     finally:
         c.close()
+
+
+def try_get(lg):
+    """A request's status, or 0 while the listener does not accept yet."""
+    try:
+        return get(lg)
+    except OSError:
+        return 0
 
 
 def served_by(lg, a, b, n):
@@ -196,3 +205,43 @@ def test_logical_dns_needs_one_endpoint(legate, tmp_path, origins):
     r = legate("--mode", "validate", "-c", cfg)
     assert r.returncode != 0
     assert "exactly one endpoint" in r.stdout + r.stderr
+
+
+def test_strict_dns_cluster_from_cds_follows_the_records(tmp_path, legate_bin, dns, origins):
+    """The same discovery for a cluster a control plane sends (ADS): its answers feed the snapshots
+    built from xDS, as EDS does. The deprecated `dns_resolvers` field names the server here."""
+    import signal
+    import subprocess
+    from test_xds import XdsServer, _server_binary, bootstrap, listener, route
+    a, b = origins
+    dns.set("svc.test", [IP_A])
+    server = XdsServer(_server_binary(), tmp_path, ads=True).start()
+    port, admin_port = free_port_now(), free_port_now()
+    cfg = tmp_path / "bootstrap.yaml"
+    cfg.write_text(bootstrap("ads", server.grpc_port))
+    err = open(tmp_path / "legate.stderr", "wb")
+    proc = subprocess.Popen([legate_bin, "-c", str(cfg), "--concurrency", "1", "-l", "info",
+                             "--drain-time-s", "1"], stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        c = dns_cluster(dns.port, a.port)
+        del c["typed_dns_resolver_config"]
+        c["name"] = c["load_assignment"]["cluster_name"] = "c1"
+        c["dns_resolvers"] = [bs.address("127.0.0.1", dns.port)]
+        server.snapshot("v1", clusters=[c], endpoints=[], listeners=[listener("ads", "l1", port, "r1")],
+                        routes=[route("r1", "c1")])
+        lg = type("L", (), {"port": port})()
+        wait_for(lambda: try_get(lg) == 200 and len(a.requests) > 0, "the CDS cluster's first answer")
+        dns.set("svc.test", [IP_B])
+        until_all_to(lg, b, "traffic of the CDS cluster to follow the record")
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+        err.close()
+        server.stop()
+    log = (tmp_path / "legate.stderr").read_text()
+    assert rc == 0 and "Sanitizer" not in log and "runtime error:" not in log, log[-3000:]
