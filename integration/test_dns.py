@@ -117,6 +117,8 @@ def test_strict_dns_warms_then_follows_the_records(start_legate, free_port, dns,
     # Warmed before serving: the very first request has a host.
     assert served_by(lg, a, b, 4) == (4, 0, [])
     assert stat(lg, "update_success") >= 1 and stat(lg, "update_attempt") >= 1
+    cares = lg.admin.stats("?filter=dns.cares")
+    assert cares.get("dns.cares.resolve_total", 0) >= 1 and cares.get("dns.cares.not_found") == 0, cares
     dns.set("svc.test", [IP_B])
     until_all_to(lg, b, "traffic to follow the record to origin B")
     assert stat(lg, "membership_change") >= 2
