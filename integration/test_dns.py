@@ -196,6 +196,29 @@ def test_unresolvable_cluster_serves_503_after_warming_bound(start_legate, free_
     until_all_to(lg, a, "the cluster to fill once the name resolves")
 
 
+def test_respect_dns_ttl_refreshes_at_the_ttl(start_legate, free_port, dns, origins):
+    a, b = origins
+    dns.ttl = 1
+    dns.set("svc.test", [IP_A])
+    lg = start(start_legate, free_port, dns_cluster(dns.port, a.port, dns_refresh_rate="60s",
+                                                    respect_dns_ttl=True))
+    assert served_by(lg, a, b, 2) == (2, 0, [])
+    dns.set("svc.test", [IP_B])
+    # Within the bound only because the 1 s TTL replaces the 60 s refresh rate.
+    until_all_to(lg, b, "a refresh at the record's TTL")
+
+
+def test_etc_hosts_answers_before_the_servers(start_legate, free_port, dns, origin):
+    """/etc/hosts is read first (as Envoy's c-ares does): `localhost` resolves without a query,
+    here even though the configured server only answers SERVFAIL."""
+    dns.mode = "servfail"
+    lg = start(start_legate, free_port, dns_cluster(dns.port, origin.port, host="localhost"))
+    assert get(lg) == 200
+    assert len(origin.requests) == 1
+    assert dns.queries == 0
+    assert stat(lg, "update_failure") == 0
+
+
 def test_logical_dns_needs_one_endpoint(legate, tmp_path, origins):
     a, _ = origins
     c = dns_cluster(53, a.port, type="LOGICAL_DNS")
