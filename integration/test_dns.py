@@ -219,6 +219,42 @@ def test_etc_hosts_answers_before_the_servers(start_legate, free_port, dns, orig
     assert stat(lg, "update_failure") == 0
 
 
+def test_dns_change_keeps_connections_that_stay(start_legate, free_port, dns, origins, origin):
+    """A DNS answer that changes one cluster's hosts publishes a new snapshot; as in Envoy, that
+    touches neither another cluster's requests in flight nor the connections to hosts that stay."""
+    import threading
+    a, b = origins
+    dns.set("svc.test", [IP_A])
+    port, admin_port = free_port(), free_port()
+    chain = bs.filter_chain(bs.hcm([bs.route("/slow", "other"), bs.route("/", "app")]))
+    cfg = bs.bootstrap([bs.listener("ingress", port, [chain])],
+                       [dns_cluster(dns.port, a.port), bs.cluster("other", [origin.port])],
+                       admin_port=admin_port)
+    lg = start_legate(cfg, ports=[port, admin_port])
+    assert served_by(lg, a, b, 3) == (3, 0, [])
+    assert a.connections == 1  # one keep-alive upstream connection so far
+    out = {}
+
+    def slow():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
+        try:
+            c.request("GET", "/slow/8/150")
+            r = c.getresponse()
+            out["r"] = (r.status, r.read())
+        except Exception as e:  # noqa: BLE001 - reported by the assertion below
+            out["r"] = (0, repr(e))
+        finally:
+            c.close()
+    t = threading.Thread(target=slow)
+    t.start()
+    assert origin.wait_heads(1), "the slow request did not reach its origin"
+    dns.set("svc.test", [IP_A, IP_B])
+    wait_for(lambda: served_by(lg, a, b, 2)[1] > 0, "the new host to get traffic")
+    t.join(WAIT)
+    assert out["r"][0] == 200 and out["r"][1].count(b"chunk") == 8, out
+    assert a.connections == 1, "the connection to the host that stayed was closed"
+
+
 def test_logical_dns_needs_one_endpoint(legate, tmp_path, origins):
     a, _ = origins
     c = dns_cluster(53, a.port, type="LOGICAL_DNS")

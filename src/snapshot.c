@@ -281,10 +281,24 @@ static void cluster_protocol(lg_cluster_t *c, const Envoy__Config__Cluster__V3__
         u32(common != NULL ? common->max_requests_per_connection : NULL, u32(pb->max_requests_per_connection, 0));
 }
 
+/* FNV-1a over the packed message: the same settings pack to the same bytes. */
+static uint64_t message_hash(const ProtobufCMessage *m)
+{
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = lg_xcalloc(len ? len : 1, 1);
+    protobuf_c_message_pack(m, buf);
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; ++i)
+        h = (h ^ buf[i]) * 1099511628211ull;
+    free(buf);
+    return h;
+}
+
 static int fill_cluster(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluster__V3__Cluster *pb)
 {
     const lg_srcmap_t *map = &b->bootstrap->srcmap;
     c->name = lg_xstrdup(pb->name);
+    c->config_hash = message_hash(&pb->base);
     c->connect_timeout_ms = duration_ms(pb->connect_timeout, 5000);
     c->per_connection_buffer_limit = u32(pb->per_connection_buffer_limit_bytes, 1024 * 1024);
     switch (pb->lb_policy) {

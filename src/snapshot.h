@@ -65,6 +65,9 @@ typedef struct st_lg_host_t {
 typedef struct st_lg_cluster_t {
     char *name;
     unsigned index; /* within the snapshot: per-worker state is found by it */
+    /* A hash of the Cluster message (not its EDS or DNS hosts): equal in two snapshots, the
+     * settings are the same and workers keep the connection pools of hosts that stay. */
+    uint64_t config_hash;
     lg_upstream_protocol_t protocol;
     lg_lb_policy_t lb_policy;
     uint64_t connect_timeout_ms; /* 5000 */
