@@ -48,6 +48,7 @@ struct st_lg_dynamic_config_t {
     rds_stats_t *rds_stats;
     size_t n_rds_stats;
     lg_xds_client_t *xds;
+    lg_dns_discovery_t *dns;
     resource_set_t sets[LG_XDS__NTYPES];
     char *type_versions[LG_XDS__NTYPES];     /* version_info of the last accepted response */
     lg_dynamic_error_t errors[LG_XDS__NTYPES]; /* the last rejected update, until one is accepted */
@@ -177,26 +178,47 @@ static const struct Envoy__Config__Endpoint__V3__ClusterLoadAssignment *find_end
     return (const void *)set_get(&((lookup_ctx_t *)ctx)->sets[LG_XDS_EDS], name);
 }
 
-static lg_snapshot_t *build(lg_dynamic_config_t *dc, const resource_set_t *sets, lg_error_t *err)
+/* The static clusters followed by those of `sets`; the caller frees the array. */
+static const void **all_clusters(const lg_dynamic_config_t *dc, const resource_set_t *sets, size_t *n)
 {
     const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = dc->bootstrap->pb->static_resources;
-    size_t ns_l = sr != NULL ? sr->n_listeners : 0, ns_c = sr != NULL ? sr->n_clusters : 0;
-    const void **listeners = xmalloc((ns_l + sets[LG_XDS_LDS].n) * sizeof(void *));
+    size_t ns_c = sr != NULL ? sr->n_clusters : 0;
     const void **clusters = xmalloc((ns_c + sets[LG_XDS_CDS].n) * sizeof(void *));
-    for (size_t i = 0; i < ns_l; ++i)
-        listeners[i] = sr->listeners[i];
-    for (size_t i = 0; i < sets[LG_XDS_LDS].n; ++i)
-        listeners[ns_l + i] = sets[LG_XDS_LDS].msgs[i];
     for (size_t i = 0; i < ns_c; ++i)
         clusters[i] = sr->clusters[i];
     for (size_t i = 0; i < sets[LG_XDS_CDS].n; ++i)
         clusters[ns_c + i] = sets[LG_XDS_CDS].msgs[i];
+    *n = ns_c + sets[LG_XDS_CDS].n;
+    return clusters;
+}
+
+static void sync_dns(lg_dynamic_config_t *dc)
+{
+    if (dc->dns == NULL)
+        return;
+    size_t n;
+    const void **clusters = all_clusters(dc, dc->sets, &n);
+    lg_dns_discovery_sync(dc->dns, (const void *)clusters, n);
+    free(clusters);
+}
+
+static lg_snapshot_t *build(lg_dynamic_config_t *dc, const resource_set_t *sets, lg_error_t *err)
+{
+    const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = dc->bootstrap->pb->static_resources;
+    size_t ns_l = sr != NULL ? sr->n_listeners : 0, n_clusters;
+    const void **listeners = xmalloc((ns_l + sets[LG_XDS_LDS].n) * sizeof(void *));
+    for (size_t i = 0; i < ns_l; ++i)
+        listeners[i] = sr->listeners[i];
+    for (size_t i = 0; i < sets[LG_XDS_LDS].n; ++i)
+        listeners[ns_l + i] = sets[LG_XDS_LDS].msgs[i];
+    const void **clusters = all_clusters(dc, sets, &n_clusters);
     lookup_ctx_t lctx = {sets};
     lg_snapshot_sources_t src = {(const void *)listeners, ns_l + sets[LG_XDS_LDS].n,
-                                 (const void *)clusters,  ns_c + sets[LG_XDS_CDS].n,
+                                 (const void *)clusters,  n_clusters,
                                  "listeners",             "clusters",
                                  find_route,              find_endpoints,
-                                 &lctx};
+                                 &lctx,                   dc->dns != NULL ? lg_dns_discovery_find : NULL,
+                                 dc->dns};
     lg_snapshot_t *s = lg_snapshot_build_from(dc->bootstrap, &src, 0, err);
     free(listeners);
     free(clusters);
@@ -453,11 +475,30 @@ static int on_update(void *ctx, lg_xds_update_t *u, lg_error_t *err)
         rds_count(dc, u, 1);
     if (!apply)
         lg_snapshot_release(snap); /* still warming: built only to check the update */
-    if (u->type == LG_XDS_CDS)
+    if (u->type == LG_XDS_CDS) {
         resubscribe(dc, LG_XDS_EDS);
+        sync_dns(dc);
+    }
     else if (u->type == LG_XDS_LDS)
         resubscribe(dc, LG_XDS_RDS);
     return 0;
+}
+
+/* Builds the current resources and hands the snapshot on, once every type has settled. */
+static void serve_current(lg_dynamic_config_t *dc, const char *what)
+{
+    if (!ready(dc))
+        return;
+    lg_error_t err;
+    lg_snapshot_t *snap = build(dc, dc->sets, &err);
+    if (snap == NULL) {
+        lg_err(xds, "cannot build %s: %s", what, err.msg);
+        return;
+    }
+    if (dc->on_snapshot(dc->ctx, snap, &err) != 0) {
+        lg_err(xds, "cannot apply %s: %s", what, err.msg);
+        lg_snapshot_release(snap);
+    }
 }
 
 static void on_fetch_timeout(void *ctx, lg_xds_type_t type, const char *const *names, size_t n)
@@ -467,26 +508,23 @@ static void on_fetch_timeout(void *ctx, lg_xds_type_t type, const char *const *n
     if (dc->settled[type])
         return;
     dc->settled[type] = 1;
-    if (!ready(dc))
-        return;
-    lg_error_t err;
-    lg_snapshot_t *snap = build(dc, dc->sets, &err);
-    if (snap == NULL) {
-        lg_err(xds, "cannot build the initial config: %s", err.msg);
-        return;
-    }
-    if (dc->on_snapshot(dc->ctx, snap, &err) != 0)
-        lg_snapshot_release(snap);
+    serve_current(dc, "the initial config");
+}
+
+void lg_dynamic_config_rebuild(lg_dynamic_config_t *dc)
+{
+    serve_current(dc, "the config after a DNS change");
 }
 
 lg_dynamic_config_t *lg_dynamic_config_start(h2o_evloop_t *loop, const lg_bootstrap_t *bootstrap,
-                                             lg_dynamic_config_on_snapshot_cb on_snapshot, void *ctx,
-                                             lg_error_t *err)
+                                             lg_dns_discovery_t *dns, lg_dynamic_config_on_snapshot_cb on_snapshot,
+                                             void *ctx, lg_error_t *err)
 {
     lg_dynamic_config_t *dc = calloc(1, sizeof(*dc));
     if (dc == NULL)
         lg_fatal("out of memory");
     dc->bootstrap = bootstrap;
+    dc->dns = dns;
     dc->on_snapshot = on_snapshot;
     dc->ctx = ctx;
     const Envoy__Config__Bootstrap__V3__Bootstrap__DynamicResources *dr = bootstrap->pb->dynamic_resources;
@@ -501,6 +539,7 @@ lg_dynamic_config_t *lg_dynamic_config_start(h2o_evloop_t *loop, const lg_bootst
     /* Static clusters and listeners may already name EDS and RDS resources. */
     resubscribe(dc, LG_XDS_EDS);
     resubscribe(dc, LG_XDS_RDS);
+    sync_dns(dc); /* the static DNS clusters */
     return dc;
 }
 

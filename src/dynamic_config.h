@@ -9,6 +9,7 @@
 #define LG_DYNAMIC_CONFIG_H
 
 #include "bootstrap.h"
+#include "dns_cluster.h"
 #include "snapshot.h"
 #include "xds/xds_client.h"
 
@@ -38,10 +39,15 @@ typedef void (*lg_dynamic_resource_cb)(void *ctx, const lg_dynamic_resource_t *r
  * it cannot be applied (the caller then releases it). */
 typedef int (*lg_dynamic_config_on_snapshot_cb)(void *ctx, lg_snapshot_t *snap, lg_error_t *err);
 
-/** Starts the xDS client of `bootstrap` (which must have dynamic_resources) on `loop`. */
+/** Starts the xDS client of `bootstrap` (which must have dynamic_resources) on `loop`. `dns` (may
+ * be NULL; borrowed, outlives the config) resolves the DNS clusters: it is synced with every
+ * accepted cluster set and its answers are an endpoint source of each build. */
 lg_dynamic_config_t *lg_dynamic_config_start(h2o_evloop_t *loop, const lg_bootstrap_t *bootstrap,
-                                             lg_dynamic_config_on_snapshot_cb on_snapshot, void *ctx,
-                                             lg_error_t *err);
+                                             lg_dns_discovery_t *dns, lg_dynamic_config_on_snapshot_cb on_snapshot,
+                                             void *ctx, lg_error_t *err);
+/** Builds a snapshot from the current resources (after DNS answers changed) and hands it on,
+ * unless the first config has not been served yet (it will include them). */
+void lg_dynamic_config_rebuild(lg_dynamic_config_t *dc);
 /** Stops the client and frees the resources it held. */
 void lg_dynamic_config_free(lg_dynamic_config_t *dc);
 lg_xds_client_t *lg_dynamic_config_xds(lg_dynamic_config_t *dc);

@@ -1,7 +1,10 @@
 /*
  * Serving: the main thread's part of DESIGN §4. It builds the first snapshot, binds every listener
  * once per worker (SO_REUSEPORT, so the kernel spreads connections), starts the workers and then
- * runs its own loop for signals and the admin endpoint (and, later, xDS). SIGTERM drains as Envoy
+ * runs its own loop for signals, the admin endpoint, xDS and DNS discovery. DNS clusters are
+ * warmed before serving, as Envoy's init manager does: workers start once every DNS cluster has
+ * had its first answer (or failure), or after DNS_WARMING_MS; later answers that change a host
+ * set are published to the workers as new snapshots. SIGTERM drains as Envoy
  * does: workers stop accepting, connections finish what they are doing and close, and the process
  * exits 0 once they are gone or --drain-time-s has passed. SIGINT and POST /quitquitquit exit at
  * once.
@@ -27,6 +30,7 @@
 #include <h2o/timeout.h>
 
 #include "admin.h"
+#include "dns_cluster.h"
 #include "dynamic_config.h"
 #include "log.h"
 #include "snapshot.h"
@@ -36,6 +40,7 @@
 
 #define DRAIN_POLL_MS 100
 #define SERVER_STATS_MS 1000
+#define DNS_WARMING_MS 5000 /* the bound on the wait for DNS clusters' first answers */
 
 /* server.* gauges, set by the main thread in its own block (SERVER_STATS_MS apart). */
 #define SERVER_STATS(X)                                                                            \
@@ -48,6 +53,7 @@ typedef struct st_server_stats_t {
 
 typedef struct st_server_t {
     const lg_options_t *opts;
+    const lg_bootstrap_t *bootstrap;
     h2o_evloop_t *loop;
     lg_snapshot_t *snapshot;
     lg_worker_t **workers;
@@ -57,6 +63,9 @@ typedef struct st_server_t {
     int live; /* workers started: the admin's /ready says LIVE */
     lg_admin_t *admin;
     lg_dynamic_config_t *dynamic; /* xDS, when the bootstrap has dynamic_resources */
+    lg_dns_discovery_t *dns;
+    h2o_timeout_t warm_timeout;
+    h2o_timeout_entry_t warm_entry;
     uint64_t drain_deadline;
     h2o_timeout_t poll_timeout;
     h2o_timeout_entry_t poll_entry;
@@ -290,21 +299,9 @@ static int same_listeners(const lg_snapshot_t *a, const lg_snapshot_t *b)
     return 1;
 }
 
-/* A snapshot built from xDS: the first one starts serving, later ones go to the workers. */
-static int on_dynamic_snapshot(void *ctx, lg_snapshot_t *snap, lg_error_t *err)
+/* Hands a snapshot (one reference, taken over) with the running listeners to every worker. */
+static int publish(server_t *srv, lg_snapshot_t *snap, lg_error_t *err)
 {
-    server_t *srv = ctx;
-    if (srv->workers == NULL) {
-        srv->snapshot = snap;
-        if (bind_all(srv, err) != 0) {
-            lg_err(main, "%s", err->msg);
-            srv->snapshot = NULL;
-            srv->done = 1;
-            return -1;
-        }
-        start_workers(srv);
-        return 0;
-    }
     if (!same_listeners(srv->snapshot, snap)) {
         /* Listeners added, removed or moved: new addresses are bound first, so a failure (the port is
          * taken) rejects the update and the current listeners keep serving. */
@@ -331,6 +328,79 @@ static int on_dynamic_snapshot(void *ctx, lg_snapshot_t *snap, lg_error_t *err)
     return 0;
 }
 
+/* A snapshot built from xDS: the first one starts serving, later ones go to the workers. */
+static int on_dynamic_snapshot(void *ctx, lg_snapshot_t *snap, lg_error_t *err)
+{
+    server_t *srv = ctx;
+    if (srv->workers == NULL) {
+        srv->snapshot = snap;
+        if (bind_all(srv, err) != 0) {
+            lg_err(main, "%s", err->msg);
+            srv->snapshot = NULL;
+            srv->done = 1;
+            return -1;
+        }
+        start_workers(srv);
+        return 0;
+    }
+    return publish(srv, snap, err);
+}
+
+/* The static resources with DNS discovery's current answers. */
+static lg_snapshot_t *build_static(server_t *srv, lg_error_t *err)
+{
+    lg_snapshot_sources_t src;
+    lg_snapshot_static_sources(srv->bootstrap, &src);
+    src.find_addresses = lg_dns_discovery_find;
+    src.dns_ctx = srv->dns;
+    return lg_snapshot_build_from(srv->bootstrap, &src, 0, err);
+}
+
+/* Static config: workers start on the snapshot that has the DNS clusters' first answers. */
+static void start_static(server_t *srv)
+{
+    lg_error_t err;
+    h2o_timeout_unlink(&srv->warm_entry);
+    lg_snapshot_t *snap = build_static(srv, &err);
+    if (snap != NULL) {
+        lg_snapshot_release(srv->snapshot);
+        srv->snapshot = snap; /* same listeners: the config was built once already */
+    } else {
+        lg_err(main, "cannot build the config with DNS answers: %s", err.msg);
+    }
+    start_workers(srv);
+}
+
+/* DNS discovery: a host set changed, or warming ended. */
+static void on_dns_change(void *ctx)
+{
+    server_t *srv = ctx;
+    if (srv->dynamic != NULL) {
+        lg_dynamic_config_rebuild(srv->dynamic);
+        return;
+    }
+    if (srv->workers == NULL) {
+        if (!lg_dns_discovery_warming(srv->dns))
+            start_static(srv);
+        return;
+    }
+    lg_error_t err;
+    lg_snapshot_t *snap = build_static(srv, &err);
+    if (snap == NULL || publish(srv, snap, &err) != 0) {
+        lg_err(main, "cannot apply DNS answers: %s", err.msg);
+        lg_snapshot_release(snap);
+    }
+}
+
+static void on_warm_timeout(h2o_timeout_entry_t *e)
+{
+    server_t *srv = H2O_STRUCT_FROM_MEMBER(server_t, warm_entry, e);
+    if (srv->workers != NULL)
+        return;
+    lg_warn(main, "DNS clusters have not answered within %ums: serving without them", DNS_WARMING_MS);
+    start_static(srv);
+}
+
 static const struct st_lg_dynamic_config_t *admin_dynamic(void *data)
 {
     return ((server_t *)data)->dynamic;
@@ -338,7 +408,7 @@ static const struct st_lg_dynamic_config_t *admin_dynamic(void *data)
 
 int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
 {
-    server_t srv = {.opts = opts};
+    server_t srv = {.opts = opts, .bootstrap = bootstrap};
     lg_error_t err;
     int ret = 1, ret_early = 0;
     sigset_t mask;
@@ -386,6 +456,9 @@ int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
 #undef LG_X
     h2o_timeout_init(srv.loop, &srv.stats_timeout, SERVER_STATS_MS);
     srv.stats_entry.cb = on_stats_timer;
+    h2o_timeout_init(srv.loop, &srv.warm_timeout, DNS_WARMING_MS);
+    srv.warm_entry.cb = on_warm_timeout;
+    srv.dns = lg_dns_discovery_new(srv.loop, &bootstrap->srcmap, on_dns_change, &srv);
 
     lg_admin_hooks_t hooks = {.data = &srv,
                               .snapshot = admin_snapshot,
@@ -401,23 +474,33 @@ int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
         fprintf(stderr, "%s\n", err.msg);
         h2o_socket_read_stop(sigsock);
         h2o_socket_close(sigsock);
+        lg_dns_discovery_free(srv.dns);
         h2o_evloop_run(srv.loop, 0);
         h2o_timeout_dispose(srv.loop, &srv.poll_timeout);
         h2o_timeout_dispose(srv.loop, &srv.stats_timeout);
+        h2o_timeout_dispose(srv.loop, &srv.warm_timeout);
         h2o_evloop_destroy(srv.loop);
         goto exit;
     }
 
     if (dynamic) {
         /* Workers start when the control plane's initial config has arrived (on_dynamic_snapshot). */
-        if ((srv.dynamic = lg_dynamic_config_start(srv.loop, bootstrap, on_dynamic_snapshot, &srv, &err)) == NULL) {
+        if ((srv.dynamic = lg_dynamic_config_start(srv.loop, bootstrap, srv.dns, on_dynamic_snapshot, &srv, &err)) == NULL) {
             fprintf(stderr, "%s\n", err.msg);
             srv.done = 1;
             ret_early = 1;
         }
         lg_info(main, "waiting for the initial configuration from the control plane");
     } else {
-        start_workers(&srv);
+        const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = bootstrap->pb->static_resources;
+        if (sr != NULL)
+            lg_dns_discovery_sync(srv.dns, (const void *)sr->clusters, sr->n_clusters);
+        if (lg_dns_discovery_warming(srv.dns)) {
+            lg_info(main, "waiting for the first answers of the DNS clusters");
+            h2o_timeout_link(srv.loop, &srv.warm_timeout, &srv.warm_entry);
+        } else {
+            start_workers(&srv);
+        }
     }
 
     while (!srv.done)
@@ -428,17 +511,20 @@ int lg_server_run(const lg_bootstrap_t *bootstrap, const lg_options_t *opts)
 
     lg_admin_stop(srv.admin);
     lg_dynamic_config_free(srv.dynamic);
+    lg_dns_discovery_free(srv.dns);
 
     for (unsigned i = 0; srv.workers != NULL && i < srv.n_workers; ++i)
         lg_worker_stop_and_free(srv.workers[i]);
     free(srv.workers);
     h2o_timeout_unlink(&srv.poll_entry);
     h2o_timeout_unlink(&srv.stats_entry);
+    h2o_timeout_unlink(&srv.warm_entry);
     h2o_socket_read_stop(sigsock);
     h2o_socket_close(sigsock);
     h2o_evloop_run(srv.loop, 0);
     h2o_timeout_dispose(srv.loop, &srv.poll_timeout);
     h2o_timeout_dispose(srv.loop, &srv.stats_timeout);
+    h2o_timeout_dispose(srv.loop, &srv.warm_timeout);
     h2o_evloop_destroy(srv.loop);
     lg_worker_release_thread_caches();
     lg_access_log_flush_all();

@@ -16,6 +16,7 @@
 
 #include "bootstrap.h"
 #include "conn_manager.h"
+#include "dns_cluster.h"
 #include "envoy/config/cluster/v3/cluster.pb-c.h"
 #include "envoy/config/listener/v3/listener.pb-c.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
@@ -85,7 +86,8 @@ static int boolv(const Google__Protobuf__BoolValue *v, int dflt)
     return v != NULL ? v->value : dflt;
 }
 
-/* An IP address and port; host names are resolved once here (DNS clusters get c-ares later). */
+/* An IP address and port; other names (EDS endpoint hostnames) are resolved here, blocking. DNS
+ * clusters' names never come here: DNS discovery resolves them (dns_cluster.c). */
 static int resolve(build_t *b, const Envoy__Config__Core__V3__SocketAddress *sa, int allow_name,
                    struct sockaddr_storage *out, socklen_t *outlen)
 {
@@ -125,8 +127,67 @@ static int resolve(build_t *b, const Envoy__Config__Core__V3__SocketAddress *sa,
 /* Clusters                                                                                    */
 /* ------------------------------------------------------------------------------------------- */
 
+static lg_host_t *add_host(lg_cluster_t *c, const struct sockaddr_storage *addr, const char *hostname,
+                           const Google__Protobuf__UInt32Value *weight)
+{
+    lg_host_t *h = lg_xcalloc(1, sizeof(*h));
+    c->hosts[c->n_hosts] = h;
+    h->index = (unsigned)c->n_hosts++;
+    h->addr = *addr;
+    h->addrlen = addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    char buf[128];
+    h->address_string = lg_xstrdup(lg_sockaddr_to_string(&h->addr, buf, sizeof(buf), 1));
+    h->hostname = lg_xstrdup(hostname);
+    h->weight = u32(weight, 1);
+    if (h->weight == 0)
+        h->weight = 1;
+    c->total_weight += h->weight;
+    return h;
+}
+
+/* A DNS cluster's hosts: DNS discovery's last good answers for its endpoint hostnames. STRICT_DNS
+ * makes every address a host; LOGICAL_DNS has kept only the first address of its one endpoint. */
+static int build_dns_hosts(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluster__V3__Cluster *pb)
+{
+    lg_dns_cluster_config_t cfg;
+    if (lg_dns_cluster_config_parse(pb, &b->bootstrap->srcmap, &cfg, b->err) != 0) {
+        lg_error_prefix(b->err, "%s: %s: ", b->bootstrap->name, b->path.buf);
+        return -1;
+    }
+    lg_dns_cluster_config_clear(&cfg);
+    const Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la = pb->load_assignment;
+    size_t n = 0;
+    for (int pass = 0; pass < 2; ++pass) {
+        if (pass == 1)
+            c->hosts = lg_xcalloc(n, sizeof(*c->hosts));
+        for (size_t i = 0; la != NULL && i < la->n_endpoints; ++i) {
+            for (size_t j = 0; j < la->endpoints[i]->n_lb_endpoints; ++j) {
+                const Envoy__Config__Endpoint__V3__LbEndpoint *e = la->endpoints[i]->lb_endpoints[j];
+                const Envoy__Config__Core__V3__SocketAddress *sa = lg_dns_lb_endpoint_address(e);
+                if (sa == NULL)
+                    continue;
+                const lg_dns_addrs_t *a =
+                    b->src->find_addresses != NULL
+                        ? b->src->find_addresses(b->src->dns_ctx, pb->name, sa->address, sa->port_value)
+                        : NULL;
+                for (size_t k = 0; a != NULL && k < a->n; ++k) {
+                    if (pass == 0)
+                        ++n;
+                    else if (add_host(c, &a->v[k],
+                                      !is_empty_str(e->endpoint->hostname) ? e->endpoint->hostname : sa->address,
+                                      e->load_balancing_weight) != NULL)
+                        ++c->n_healthy; /* an answer is a host: DNS says nothing of its health */
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 static int build_hosts(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluster__V3__Cluster *pb)
 {
+    if (lg_dns_cluster_is_dns(pb))
+        return build_dns_hosts(b, c, pb);
     const Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la = pb->load_assignment;
     if (pb->cluster_discovery_type_case == ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_TYPE &&
         pb->type == ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__EDS) {
@@ -163,34 +224,24 @@ static int build_hosts(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluster
             socklen_t addrlen;
             if (!static_type && b->validate_only) {
                 lg_path_pop(&b->path, m1);
-                continue; /* DNS names are looked up when serving */
+                continue; /* EDS hostnames are looked up when serving */
             }
             if (resolve(b, sa, !static_type, &addr, &addrlen) != 0) {
                 if (static_type)
                     return -1;
-                /* Until the DNS resolver (c-ares) lands: a name that does not resolve at start
-                 * leaves the cluster without that host (503 UH), as a failed lookup would. */
+                /* An EDS endpoint hostname that does not resolve leaves the cluster without that
+                 * host (503 UH), as a failed lookup would. */
                 lg_warn(upstream, "cluster \"%s\": %s", c->name, b->err->msg);
                 lg_path_pop(&b->path, m1);
                 continue;
             }
-            lg_host_t *h = lg_xcalloc(1, sizeof(*h));
-            c->hosts[c->n_hosts] = h;
-            h->index = (unsigned)c->n_hosts++;
-            h->addr = addr;
-            h->addrlen = addrlen;
-            char buf[128];
-            h->address_string = lg_xstrdup(lg_sockaddr_to_string(&h->addr, buf, sizeof(buf), 1));
-            h->hostname = lg_xstrdup(!is_empty_str(e->endpoint->hostname) ? e->endpoint->hostname : sa->address);
+            add_host(c, &addr, !is_empty_str(e->endpoint->hostname) ? e->endpoint->hostname : sa->address,
+                     e->load_balancing_weight);
             if (e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__UNKNOWN ||
                 e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__HEALTHY)
                 ++c->n_healthy;
             else if (e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__DEGRADED)
                 ++c->n_degraded;
-            h->weight = u32(e->load_balancing_weight, 1);
-            if (h->weight == 0)
-                h->weight = 1;
-            c->total_weight += h->weight;
             lg_path_pop(&b->path, m1);
         }
     }
@@ -236,10 +287,24 @@ static void cluster_protocol(lg_cluster_t *c, const Envoy__Config__Cluster__V3__
         u32(common != NULL ? common->max_requests_per_connection : NULL, u32(pb->max_requests_per_connection, 0));
 }
 
+/* FNV-1a over the packed message: the same settings pack to the same bytes. */
+static uint64_t message_hash(const ProtobufCMessage *m)
+{
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = lg_xcalloc(len ? len : 1, 1);
+    protobuf_c_message_pack(m, buf);
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; ++i)
+        h = (h ^ buf[i]) * 1099511628211ull;
+    free(buf);
+    return h;
+}
+
 static int fill_cluster(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluster__V3__Cluster *pb)
 {
     const lg_srcmap_t *map = &b->bootstrap->srcmap;
     c->name = lg_xstrdup(pb->name);
+    c->config_hash = message_hash(&pb->base);
     c->connect_timeout_ms = duration_ms(pb->connect_timeout, 5000);
     c->per_connection_buffer_limit = u32(pb->per_connection_buffer_limit_bytes, 1024 * 1024);
     switch (pb->lb_policy) {
@@ -763,17 +828,23 @@ fail:
     return NULL;
 }
 
-lg_snapshot_t *lg_snapshot_build_ex(const lg_bootstrap_t *bootstrap, int validate_only, lg_error_t *err)
+void lg_snapshot_static_sources(const lg_bootstrap_t *bootstrap, lg_snapshot_sources_t *src)
 {
     const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = bootstrap->pb->static_resources;
-    lg_snapshot_sources_t src = {.clusters_path = "static_resources.clusters",
-                                 .listeners_path = "static_resources.listeners"};
+    *src = (lg_snapshot_sources_t){.clusters_path = "static_resources.clusters",
+                                   .listeners_path = "static_resources.listeners"};
     if (sr != NULL) {
-        src.clusters = (const Envoy__Config__Cluster__V3__Cluster *const *)sr->clusters;
-        src.n_clusters = sr->n_clusters;
-        src.listeners = (const Envoy__Config__Listener__V3__Listener *const *)sr->listeners;
-        src.n_listeners = sr->n_listeners;
+        src->clusters = (const Envoy__Config__Cluster__V3__Cluster *const *)sr->clusters;
+        src->n_clusters = sr->n_clusters;
+        src->listeners = (const Envoy__Config__Listener__V3__Listener *const *)sr->listeners;
+        src->n_listeners = sr->n_listeners;
     }
+}
+
+lg_snapshot_t *lg_snapshot_build_ex(const lg_bootstrap_t *bootstrap, int validate_only, lg_error_t *err)
+{
+    lg_snapshot_sources_t src;
+    lg_snapshot_static_sources(bootstrap, &src);
     return lg_snapshot_build_from(bootstrap, &src, validate_only, err);
 }
 

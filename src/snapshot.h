@@ -65,6 +65,9 @@ typedef struct st_lg_host_t {
 typedef struct st_lg_cluster_t {
     char *name;
     unsigned index; /* within the snapshot: per-worker state is found by it */
+    /* A hash of the Cluster message (not its EDS or DNS hosts): equal in two snapshots, the
+     * settings are the same and workers keep the connection pools of hosts that stay. */
+    uint64_t config_hash;
     lg_upstream_protocol_t protocol;
     lg_lb_policy_t lb_policy;
     uint64_t connect_timeout_ms; /* 5000 */
@@ -189,6 +192,7 @@ struct Envoy__Config__Listener__V3__Listener;
 struct Envoy__Config__Cluster__V3__Cluster;
 struct Envoy__Config__Route__V3__RouteConfiguration;
 struct Envoy__Config__Endpoint__V3__ClusterLoadAssignment;
+struct st_lg_dns_addrs_t;
 typedef struct st_lg_snapshot_sources_t {
     const struct Envoy__Config__Listener__V3__Listener *const *listeners;
     size_t n_listeners;
@@ -198,7 +202,15 @@ typedef struct st_lg_snapshot_sources_t {
     const struct Envoy__Config__Route__V3__RouteConfiguration *(*find_route)(void *ctx, const char *name);
     const struct Envoy__Config__Endpoint__V3__ClusterLoadAssignment *(*find_endpoints)(void *ctx, const char *name);
     void *ctx;
+    /* The last good addresses (ports set) DNS discovery has for an endpoint hostname of a DNS
+     * cluster (lg_dns_discovery_find), or NULL: without answers a DNS cluster has no hosts. */
+    const struct st_lg_dns_addrs_t *(*find_addresses)(void *dns_ctx, const char *cluster, const char *hostname,
+                                                       uint32_t port);
+    void *dns_ctx;
 } lg_snapshot_sources_t;
+
+/** The bootstrap's static_resources as sources (no lookups set). */
+void lg_snapshot_static_sources(const struct st_lg_bootstrap_t *bootstrap, lg_snapshot_sources_t *src);
 
 /** Builds a snapshot from `src` (main thread); the bootstrap supplies lines for errors and context. */
 lg_snapshot_t *lg_snapshot_build_from(const struct st_lg_bootstrap_t *bootstrap, const lg_snapshot_sources_t *src,

@@ -26,6 +26,10 @@ typedef struct st_host_pool_t host_pool_t;
 
 typedef struct st_pool_conn_t {
     host_pool_t *hp;
+    /* The snapshot current when the connection was started: what it may still use of its
+     * cluster (the TLS context of a handshake in flight) lives as long as the connection, even
+     * after the pool moved to a new snapshot's cluster with the same settings. */
+    lg_snapshot_t *pin;
     h2o_linklist_t link;
     lg_client_conn_t *conn;          /* NULL while connecting */
     h2o_socket_t *sock;              /* while connecting */
@@ -114,10 +118,36 @@ static const lg_cluster_stats_t *stats(host_pool_t *hp)
 /* Cluster state and load balancing                                                            */
 /* ------------------------------------------------------------------------------------------- */
 
+static int same_address(const lg_host_t *a, const lg_host_t *b)
+{
+    return a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0;
+}
+
+/* Moves the connections and waiting requests of `from` (a pool of the previous state) to `to`,
+ * a pool for the same address in a cluster with the same settings. */
+static void move_pool(host_pool_t *to, host_pool_t *from)
+{
+    for (h2o_linklist_t *l = from->conns.next; l != &from->conns; l = l->next)
+        H2O_STRUCT_FROM_MEMBER(pool_conn_t, link, l)->hp = to;
+    for (h2o_linklist_t *l = from->connecting.next; l != &from->connecting; l = l->next)
+        H2O_STRUCT_FROM_MEMBER(pool_conn_t, link, l)->hp = to;
+    for (h2o_linklist_t *l = from->pending.next; l != &from->pending; l = l->next)
+        H2O_STRUCT_FROM_MEMBER(lg_pool_request_t, link, l)->hp = to;
+    size_t n = from->n_connecting;
+    for (h2o_linklist_t *l = from->conns.next; l != &from->conns; l = l->next)
+        ++n;
+    h2o_linklist_insert_list(&to->conns, &from->conns);
+    h2o_linklist_insert_list(&to->connecting, &from->connecting);
+    h2o_linklist_insert_list(&to->pending, &from->pending);
+    to->n_connecting = from->n_connecting;
+    to->n_pending = from->n_pending;
+    from->n_connecting = from->n_pending = 0;
+    to->cs->n_connections += n;
+    from->cs->n_connections -= n;
+}
+
 lg_cluster_state_t *lg_cluster_state_update(lg_worker_t *w, lg_cluster_state_t *old, const lg_cluster_t *c)
 {
-    if (old != NULL)
-        lg_cluster_state_free(old);
     lg_cluster_state_t *cs = calloc(1, sizeof(*cs));
     if (cs == NULL)
         lg_fatal("out of memory");
@@ -128,6 +158,9 @@ lg_cluster_state_t *lg_cluster_state_update(lg_worker_t *w, lg_cluster_state_t *
     cs->rr_current = calloc(c->n_hosts ? c->n_hosts : 1, sizeof(*cs->rr_current));
     if (cs->hosts == NULL || cs->rr_current == NULL)
         lg_fatal("out of memory");
+    /* Same settings (only the host set may differ, as after an EDS or DNS update): the pools of
+     * the hosts that stay keep their connections and requests; only removed hosts' close. */
+    int keep = old != NULL && old->cluster->config_hash == c->config_hash;
     for (size_t i = 0; i < c->n_hosts; ++i) {
         host_pool_t *hp = &cs->hosts[i];
         hp->cs = cs;
@@ -135,7 +168,18 @@ lg_cluster_state_t *lg_cluster_state_update(lg_worker_t *w, lg_cluster_state_t *
         h2o_linklist_init_anchor(&hp->conns);
         h2o_linklist_init_anchor(&hp->connecting);
         h2o_linklist_init_anchor(&hp->pending);
+        for (size_t j = 0; keep && j < old->n_hosts; ++j) {
+            host_pool_t *from = &old->hosts[j];
+            if (same_address(from->host, hp->host) &&
+                (!h2o_linklist_is_empty(&from->conns) || !h2o_linklist_is_empty(&from->connecting) ||
+                 !h2o_linklist_is_empty(&from->pending))) {
+                move_pool(hp, from);
+                break;
+            }
+        }
     }
+    if (old != NULL)
+        lg_cluster_state_free(old);
     return cs;
 }
 
@@ -197,6 +241,7 @@ static void free_pool_conn(pool_conn_t *pc)
     h2o_timeout_unlink(&pc->timer);
     if (h2o_linklist_is_linked(&pc->link))
         h2o_linklist_unlink(&pc->link);
+    lg_snapshot_release(pc->pin);
     free(pc);
 }
 
@@ -336,6 +381,7 @@ static void start_connect(host_pool_t *hp)
     if (pc == NULL)
         lg_fatal("out of memory");
     pc->hp = hp;
+    pc->pin = lg_snapshot_retain(cs->worker->snapshot);
     pc->timer.cb = on_connect_timeout;
     ++hp->n_connecting;
     ++cs->n_connections;

@@ -49,7 +49,9 @@ typedef struct st_lg_cluster_stats_t {
 /** Registers the stats of cluster `name` (main thread). */
 const lg_cluster_stats_t *lg_cluster_stats_for(const char *name);
 
-/** The worker's state for cluster `c`, reusing `old` (same cluster name) when given. */
+/** The worker's state for cluster `c`, replacing `old` (same cluster name) when given: when both
+ * have the same settings (config_hash), the connections and waiting requests of hosts that stay
+ * move over; the rest of `old` is closed and freed. */
 lg_cluster_state_t *lg_cluster_state_update(struct st_lg_worker_t *w, lg_cluster_state_t *old, const lg_cluster_t *c);
 /** Closes the cluster's connections (streams in flight are reset) and frees the state. */
 void lg_cluster_state_free(lg_cluster_state_t *cs);

@@ -163,9 +163,10 @@ MODES = {"ok", "echo", "size", "chunked", "sink", "slow", "status", "stall", "cl
 
 
 class H1Origin:
-    def __init__(self, default_mode="ok", host="127.0.0.1"):
+    def __init__(self, default_mode="ok", host="127.0.0.1", port=0):
         self.default_mode = default_mode
         self.host = host
+        self.want_port = port  # 0: any free port
         self.heads = []
         self.requests = []
         self.errors = []
@@ -183,7 +184,7 @@ class H1Origin:
         fam = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         s = socket.socket(fam, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((self.host, 0))
+        s.bind((self.host, self.want_port))
         s.listen(512)
         self.lsock = s
         self.port = s.getsockname()[1]

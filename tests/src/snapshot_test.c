@@ -73,7 +73,7 @@ LG_TEST(test_rds_and_eds_from_lookups)
     LG_EXPECT(route_config != NULL && endpoints != NULL);
     const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = b.pb->static_resources;
     lg_snapshot_sources_t src = {(const void *)sr->listeners, sr->n_listeners, (const void *)sr->clusters,
-                                 sr->n_clusters, "listeners", "clusters", find_route, find_endpoints, NULL};
+                                 sr->n_clusters, "listeners", "clusters", find_route, find_endpoints, NULL, NULL, NULL};
     lg_snapshot_t *s = lg_snapshot_build_from(&b, &src, 0, &err);
     LG_EXPECT(s != NULL);
     if (s != NULL) {
