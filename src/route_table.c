@@ -553,8 +553,7 @@ void lg_query_matcher_dispose(lg_query_matcher_t *m)
     lg_string_matcher_dispose(&m->string);
 }
 
-/* The first value of query parameter `name` in path ("" for a key without '='); 0 when absent. */
-static int query_value(h2o_iovec_t path, h2o_iovec_t name, h2o_iovec_t *out)
+int lg_query_value(h2o_iovec_t path, h2o_iovec_t name, h2o_iovec_t *out)
 {
     const char *q = memchr(path.base, '?', path.len);
     if (q == NULL)
@@ -581,7 +580,7 @@ static int query_value(h2o_iovec_t path, h2o_iovec_t name, h2o_iovec_t *out)
 int lg_query_matcher_match(const lg_query_matcher_t *m, h2o_iovec_t path)
 {
     h2o_iovec_t v;
-    int present = query_value(path, m->name, &v);
+    int present = lg_query_value(path, m->name, &v);
     if (m->present_only)
         return present == m->present;
     return present && lg_string_matcher_match(&m->string, v.base, v.len);
