@@ -263,7 +263,10 @@ static int lb_config(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluster__
         const Envoy__Config__Cluster__V3__Cluster__LeastRequestLbConfig *lr = pb->least_request_lb_config;
         lg_path_push_field(&b->path, "least_request_lb_config");
         lb->choice_count = u32(lr->choice_count, 2);
-        if (lb->choice_count < 2) {
+        if (lr->slow_start_config != NULL) {
+            lg_path_push_field(&b->path, "slow_start_config");
+            r = bfail(b, "slow start is not supported by legate");
+        } else if (lb->choice_count < 2) {
             lg_path_push_field(&b->path, "choice_count");
             r = bfail(b, "value must be greater than or equal to 2");
         } else if (lr->active_request_bias != NULL) {
@@ -294,6 +297,12 @@ static int lb_config(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluster__
             r = bfail(b, "ring sizes must be greater than 0");
         break;
     }
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_CONFIG_ROUND_ROBIN_LB_CONFIG:
+        if (pb->round_robin_lb_config->slow_start_config != NULL) {
+            lg_path_push_field(&b->path, "round_robin_lb_config.slow_start_config");
+            r = bfail(b, "slow start is not supported by legate");
+        }
+        break;
     case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_CONFIG_MAGLEV_LB_CONFIG:
         lg_path_push_field(&b->path, "maglev_lb_config.table_size");
         if (pb->maglev_lb_config->table_size != NULL)
