@@ -45,23 +45,27 @@ static const char *host_key(const lg_cluster_t *c, const lg_host_t *h)
     return c->lb.use_hostname_for_hashing && h->hostname != NULL ? h->hostname : h->address_string;
 }
 
-static const lg_cluster_t *sort_cluster; /* main thread only: qsort has no context argument */
+typedef struct st_keyed_host_t {
+    const char *key;
+    uint32_t index;
+} keyed_host_t;
 
-static int compare_host_keys(const void *a, const void *b)
+static int compare_keyed_hosts(const void *a, const void *b)
 {
-    const lg_host_t *ha = sort_cluster->hosts[*(const uint32_t *)a], *hb = sort_cluster->hosts[*(const uint32_t *)b];
-    return strcmp(host_key(sort_cluster, ha), host_key(sort_cluster, hb));
+    return strcmp(((const keyed_host_t *)a)->key, ((const keyed_host_t *)b)->key);
 }
 
 /* Host indexes ordered by hash key, so a table does not depend on the order endpoints came in. */
 static uint32_t *hosts_by_key(const lg_cluster_t *c)
 {
+    keyed_host_t *keyed = lg_xcalloc(c->n_hosts, sizeof(*keyed));
+    for (size_t i = 0; i < c->n_hosts; ++i)
+        keyed[i] = (keyed_host_t){host_key(c, c->hosts[i]), (uint32_t)i};
+    qsort(keyed, c->n_hosts, sizeof(*keyed), compare_keyed_hosts);
     uint32_t *order = lg_xcalloc(c->n_hosts, sizeof(*order));
     for (size_t i = 0; i < c->n_hosts; ++i)
-        order[i] = (uint32_t)i;
-    sort_cluster = c;
-    qsort(order, c->n_hosts, sizeof(*order), compare_host_keys);
-    sort_cluster = NULL;
+        order[i] = keyed[i].index;
+    free(keyed);
     return order;
 }
 
