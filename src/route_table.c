@@ -1141,7 +1141,7 @@ static int hash_policy_fill(bctx_t *c, lg_hash_policy_t *h, const Envoy__Config_
         return r;
     }
     case RC(ROUTE_ACTION__HASH_POLICY__POLICY_SPECIFIER_CONNECTION_PROPERTIES):
-        h->kind = LG_HASH_POLICY_SOURCE_IP;
+        h->kind = pb->connection_properties->source_ip ? LG_HASH_POLICY_SOURCE_IP : LG_HASH_POLICY_NONE;
         return 0;
     case RC(ROUTE_ACTION__HASH_POLICY__POLICY_SPECIFIER_QUERY_PARAMETER):
         h->kind = LG_HASH_POLICY_QUERY_PARAMETER;

@@ -215,6 +215,7 @@ typedef enum en_lg_hash_policy_kind_t {
     LG_HASH_POLICY_COOKIE,
     LG_HASH_POLICY_SOURCE_IP,
     LG_HASH_POLICY_QUERY_PARAMETER,
+    LG_HASH_POLICY_NONE, /* connection_properties without source_ip: never hashes, as in Envoy */
 } lg_hash_policy_kind_t;
 
 typedef struct st_lg_hash_cookie_attribute_t {

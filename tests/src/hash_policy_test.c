@@ -110,6 +110,8 @@ LG_TEST(query_parameter_and_source_ip)
     lg_hash_policy_t ip = policy(LG_HASH_POLICY_SOURCE_IP, NULL, 0);
     LG_EXPECT_INT(generate(&ip, 1, &r, &h), 1);
     LG_EXPECT(h == xx("192.0.2.7")); /* the address without its port */
+    lg_hash_policy_t off = policy(LG_HASH_POLICY_NONE, NULL, 1); /* source_ip: false */
+    LG_EXPECT_INT(generate(&off, 1, &r, &h), 0);
 }
 
 LG_TEST(policies_combine_and_terminal_stops)
