@@ -222,7 +222,7 @@ lg_async_request_t *lg_async_http_send(lg_worker_t *w, const char *cluster, cons
         finish(r, "cluster_not_found");
         return r;
     }
-    const lg_host_t *host = lg_cluster_pick_host(cs);
+    const lg_host_t *host = lg_cluster_pick_host(cs, NULL);
     if (host == NULL) {
         lg_stats_inc(w->stats, c->stats->upstream_cx_none_healthy);
         finish(r, "no_healthy_upstream");

@@ -553,8 +553,7 @@ void lg_query_matcher_dispose(lg_query_matcher_t *m)
     lg_string_matcher_dispose(&m->string);
 }
 
-/* The first value of query parameter `name` in path ("" for a key without '='); 0 when absent. */
-static int query_value(h2o_iovec_t path, h2o_iovec_t name, h2o_iovec_t *out)
+int lg_query_value(h2o_iovec_t path, h2o_iovec_t name, h2o_iovec_t *out)
 {
     const char *q = memchr(path.base, '?', path.len);
     if (q == NULL)
@@ -581,7 +580,7 @@ static int query_value(h2o_iovec_t path, h2o_iovec_t name, h2o_iovec_t *out)
 int lg_query_matcher_match(const lg_query_matcher_t *m, h2o_iovec_t path)
 {
     h2o_iovec_t v;
-    int present = query_value(path, m->name, &v);
+    int present = lg_query_value(path, m->name, &v);
     if (m->present_only)
         return present == m->present;
     return present && lg_string_matcher_match(&m->string, v.base, v.len);
@@ -1168,7 +1167,7 @@ static int hash_policy_fill(bctx_t *c, lg_hash_policy_t *h, const Envoy__Config_
         return r;
     }
     case RC(ROUTE_ACTION__HASH_POLICY__POLICY_SPECIFIER_CONNECTION_PROPERTIES):
-        h->kind = LG_HASH_POLICY_SOURCE_IP;
+        h->kind = pb->connection_properties->source_ip ? LG_HASH_POLICY_SOURCE_IP : LG_HASH_POLICY_NONE;
         return 0;
     case RC(ROUTE_ACTION__HASH_POLICY__POLICY_SPECIFIER_QUERY_PARAMETER):
         h->kind = LG_HASH_POLICY_QUERY_PARAMETER;

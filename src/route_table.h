@@ -119,6 +119,9 @@ int lg_query_matcher_init(lg_query_matcher_t *m, const Envoy__Config__Route__V3_
 /** Matches against the query string of `path` (":path" with its query). Any thread. */
 int lg_query_matcher_match(const lg_query_matcher_t *m, h2o_iovec_t path);
 void lg_query_matcher_dispose(lg_query_matcher_t *m);
+/** The first raw value of query parameter `name` in `path` ("" for a key without '='); 0 when
+ * absent. The value points into `path`. Any thread. */
+int lg_query_value(h2o_iovec_t path, h2o_iovec_t name, h2o_iovec_t *out);
 
 typedef enum en_lg_path_match_kind_t {
     LG_PATH_MATCH_PREFIX,
@@ -212,6 +215,7 @@ typedef enum en_lg_hash_policy_kind_t {
     LG_HASH_POLICY_COOKIE,
     LG_HASH_POLICY_SOURCE_IP,
     LG_HASH_POLICY_QUERY_PARAMETER,
+    LG_HASH_POLICY_NONE, /* connection_properties without source_ip: never hashes, as in Envoy */
 } lg_hash_policy_kind_t;
 
 typedef struct st_lg_hash_cookie_attribute_t {

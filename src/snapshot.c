@@ -24,6 +24,7 @@
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb-c.h"
 #include "filters/cors/cors.h"
 #include "filters/registry.h"
+#include "load_balancer.h"
 #include "log.h"
 #include "path.h"
 #include "pb_registry.h"
@@ -300,13 +301,9 @@ static uint64_t message_hash(const ProtobufCMessage *m)
     return h;
 }
 
-static int fill_cluster(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluster__V3__Cluster *pb)
+/* The load balancer's policy and settings, Envoy's defaults applied and its checks made. */
+static int lb_config(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluster__V3__Cluster *pb)
 {
-    const lg_srcmap_t *map = &b->bootstrap->srcmap;
-    c->name = lg_xstrdup(pb->name);
-    c->config_hash = message_hash(&pb->base);
-    c->connect_timeout_ms = duration_ms(pb->connect_timeout, 5000);
-    c->per_connection_buffer_limit = u32(pb->per_connection_buffer_limit_bytes, 1024 * 1024);
     switch (pb->lb_policy) {
     case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__RANDOM:
         c->lb_policy = LG_LB_RANDOM;
@@ -314,9 +311,100 @@ static int fill_cluster(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluste
     case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__LEAST_REQUEST:
         c->lb_policy = LG_LB_LEAST_REQUEST;
         break;
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__RING_HASH:
+        c->lb_policy = LG_LB_RING_HASH;
+        break;
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__MAGLEV:
+        c->lb_policy = LG_LB_MAGLEV;
+        break;
     default:
         c->lb_policy = LG_LB_ROUND_ROBIN;
     }
+    lg_lb_config_t *lb = &c->lb;
+    lb->choice_count = 2;
+    lb->active_request_bias = 1.0;
+    lb->minimum_ring_size = 1024;
+    lb->maximum_ring_size = 8 * 1024 * 1024;
+    lb->table_size = 65537;
+    int r = 0;
+    size_t mark = b->path.len;
+    switch (pb->lb_config_case) {
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_CONFIG_LEAST_REQUEST_LB_CONFIG: {
+        const Envoy__Config__Cluster__V3__Cluster__LeastRequestLbConfig *lr = pb->least_request_lb_config;
+        lg_path_push_field(&b->path, "least_request_lb_config");
+        lb->choice_count = u32(lr->choice_count, 2);
+        if (lr->slow_start_config != NULL) {
+            lg_path_push_field(&b->path, "slow_start_config");
+            r = bfail(b, "slow start is not supported by legate");
+        } else if (lb->choice_count < 2) {
+            lg_path_push_field(&b->path, "choice_count");
+            r = bfail(b, "value must be greater than or equal to 2");
+        } else if (lr->active_request_bias != NULL) {
+            lb->active_request_bias = lr->active_request_bias->default_value;
+            if (!(lb->active_request_bias >= 0)) {
+                lg_path_push_field(&b->path, "active_request_bias");
+                r = bfail(b, "active_request_bias must be a non-negative number");
+            }
+        }
+        break;
+    }
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_CONFIG_RING_HASH_LB_CONFIG: {
+        const Envoy__Config__Cluster__V3__Cluster__RingHashLbConfig *rh = pb->ring_hash_lb_config;
+        lg_path_push_field(&b->path, "ring_hash_lb_config");
+        if (rh->minimum_ring_size != NULL)
+            lb->minimum_ring_size = rh->minimum_ring_size->value;
+        if (rh->maximum_ring_size != NULL)
+            lb->maximum_ring_size = rh->maximum_ring_size->value;
+        lb->hash_function = rh->hash_function == ENVOY__CONFIG__CLUSTER__V3__CLUSTER__RING_HASH_LB_CONFIG__HASH_FUNCTION__MURMUR_HASH_2
+                                ? LG_HASH_FUNCTION_MURMUR_HASH_2
+                                : LG_HASH_FUNCTION_XX_HASH;
+        if (lb->minimum_ring_size > 8 * 1024 * 1024 || lb->maximum_ring_size > 8 * 1024 * 1024)
+            r = bfail(b, "ring sizes must be less than or equal to 8388608");
+        else if (lb->minimum_ring_size > lb->maximum_ring_size)
+            r = bfail(b, "minimum_ring_size (%llu) > maximum_ring_size (%llu)", (unsigned long long)lb->minimum_ring_size,
+                      (unsigned long long)lb->maximum_ring_size);
+        else if (lb->minimum_ring_size == 0 || lb->maximum_ring_size == 0)
+            r = bfail(b, "ring sizes must be greater than 0");
+        break;
+    }
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_CONFIG_ROUND_ROBIN_LB_CONFIG:
+        if (pb->round_robin_lb_config->slow_start_config != NULL) {
+            lg_path_push_field(&b->path, "round_robin_lb_config.slow_start_config");
+            r = bfail(b, "slow start is not supported by legate");
+        }
+        break;
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_CONFIG_MAGLEV_LB_CONFIG:
+        lg_path_push_field(&b->path, "maglev_lb_config.table_size");
+        if (pb->maglev_lb_config->table_size != NULL)
+            lb->table_size = pb->maglev_lb_config->table_size->value;
+        if (lb->table_size > 5000011 || !lg_lb_is_prime(lb->table_size))
+            r = bfail(b, "the table size of maglev must be a prime number no greater than 5000011");
+        break;
+    default:
+        break;
+    }
+    lg_path_pop(&b->path, mark);
+    const Envoy__Config__Cluster__V3__Cluster__CommonLbConfig *common = pb->common_lb_config;
+    if (r == 0 && common != NULL && common->consistent_hashing_lb_config != NULL) {
+        lb->use_hostname_for_hashing = common->consistent_hashing_lb_config->use_hostname_for_hashing;
+        if (common->consistent_hashing_lb_config->hash_balance_factor != NULL) {
+            lg_path_push_field(&b->path, "common_lb_config.consistent_hashing_lb_config.hash_balance_factor");
+            r = bfail(b, "bounded-load consistent hashing is not supported by legate");
+            lg_path_pop(&b->path, mark);
+        }
+    }
+    return r;
+}
+
+static int fill_cluster(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluster__V3__Cluster *pb)
+{
+    const lg_srcmap_t *map = &b->bootstrap->srcmap;
+    c->name = lg_xstrdup(pb->name);
+    c->config_hash = message_hash(&pb->base);
+    c->connect_timeout_ms = duration_ms(pb->connect_timeout, 5000);
+    c->per_connection_buffer_limit = u32(pb->per_connection_buffer_limit_bytes, 1024 * 1024);
+    if (lb_config(b, c, pb) != 0)
+        return -1;
     c->circuit_breakers.max_connections = c->circuit_breakers.max_pending_requests =
         c->circuit_breakers.max_requests = 1024;
     c->circuit_breakers.max_retries = 3;
@@ -352,6 +440,8 @@ static int fill_cluster(build_t *b, lg_cluster_t *c, const Envoy__Config__Cluste
     cluster_protocol(c, pb, map);
     if (build_hosts(b, c, pb) != 0)
         return -1;
+    if (!b->validate_only)
+        lg_lb_table_build(c);
     c->stats = lg_cluster_stats_for(c->name);
     if (!b->validate_only) {
         /* Membership gauges live in the main thread's cell block; a host is healthy unless its
@@ -918,6 +1008,7 @@ static void free_cluster(lg_cluster_t *c)
         free(c->hosts[j]);
     }
     free(c->hosts);
+    lg_lb_table_free(c->lb_table);
     if (c->tls != NULL)
         lg_tls_client_ctx_release(c->tls);
     free((void *)c->stats);

@@ -47,6 +47,22 @@ typedef enum en_lg_lb_policy_t {
     LG_LB_MAGLEV,
 } lg_lb_policy_t;
 
+typedef enum en_lg_hash_function_t {
+    LG_HASH_FUNCTION_XX_HASH,
+    LG_HASH_FUNCTION_MURMUR_HASH_2,
+} lg_hash_function_t;
+
+/* The load balancer's settings, Envoy's defaults applied (Cluster.*_lb_config, common_lb_config). */
+typedef struct st_lg_lb_config_t {
+    uint32_t choice_count;         /* LEAST_REQUEST: 2 */
+    double active_request_bias;    /* LEAST_REQUEST: 1.0 */
+    uint64_t minimum_ring_size;    /* RING_HASH: 1024 */
+    uint64_t maximum_ring_size;    /* RING_HASH: 8M */
+    lg_hash_function_t hash_function;
+    uint64_t table_size;           /* MAGLEV: 65537, prime */
+    int use_hostname_for_hashing;  /* consistent_hashing_lb_config */
+} lg_lb_config_t;
+
 typedef enum en_lg_underscore_action_t {
     LG_UNDERSCORES_ALLOW,
     LG_UNDERSCORES_REJECT_REQUEST,
@@ -85,6 +101,8 @@ typedef struct st_lg_cluster_t {
     size_t n_healthy, n_degraded;
     const struct st_lg_cluster_stats_t *stats;
     uint32_t total_weight;
+    lg_lb_config_t lb;
+    struct st_lg_lb_table_t *lb_table; /* RING_HASH / MAGLEV: built with the snapshot, shared by workers */
     struct {
         uint32_t max_connections, max_pending_requests, max_requests, max_retries;
     } circuit_breakers;

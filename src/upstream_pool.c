@@ -61,7 +61,7 @@ struct st_lg_cluster_state_t {
     const lg_cluster_t *cluster;
     host_pool_t *hosts;
     size_t n_hosts;
-    int64_t *rr_current; /* smooth weighted round robin */
+    lg_lb_state_t lb; /* this worker's load balancer cursors */
     size_t n_connections;
 };
 
@@ -155,9 +155,9 @@ lg_cluster_state_t *lg_cluster_state_update(lg_worker_t *w, lg_cluster_state_t *
     cs->cluster = c;
     cs->n_hosts = c->n_hosts;
     cs->hosts = calloc(c->n_hosts ? c->n_hosts : 1, sizeof(*cs->hosts));
-    cs->rr_current = calloc(c->n_hosts ? c->n_hosts : 1, sizeof(*cs->rr_current));
-    if (cs->hosts == NULL || cs->rr_current == NULL)
+    if (cs->hosts == NULL)
         lg_fatal("out of memory");
+    lg_lb_state_init(&cs->lb, c);
     /* Same settings (only the host set may differ, as after an EDS or DNS update): the pools of
      * the hosts that stay keep their connections and requests; only removed hosts' close. */
     int keep = old != NULL && old->cluster->config_hash == c->config_hash;
@@ -188,33 +188,30 @@ const lg_cluster_t *lg_cluster_state_cluster(const lg_cluster_state_t *cs)
     return cs->cluster;
 }
 
-const lg_host_t *lg_cluster_pick_host(lg_cluster_state_t *cs)
+static uint64_t lb_random(void *ctx)
 {
-    const lg_cluster_t *c = cs->cluster;
-    if (c->n_hosts == 0)
-        return NULL;
-    if (c->n_hosts == 1)
-        return c->hosts[0];
-    if (c->lb_policy == LG_LB_RANDOM) {
-        uint64_t r = lg_worker_random(cs->worker) % c->total_weight;
-        for (size_t i = 0; i < c->n_hosts; ++i) {
-            if (r < c->hosts[i]->weight)
-                return c->hosts[i];
-            r -= c->hosts[i]->weight;
-        }
-        return c->hosts[c->n_hosts - 1];
+    lg_cluster_state_t *cs = ctx;
+    return lg_worker_random(cs->worker);
+}
+
+/* Streams open on the host's connections from this worker: Envoy's rq_active, which counts
+ * requests attached to a connection and not those waiting for one. */
+static uint32_t lb_active_requests(void *ctx, const lg_host_t *host)
+{
+    lg_cluster_state_t *cs = ctx;
+    host_pool_t *hp = &cs->hosts[host->index];
+    uint32_t n = 0;
+    for (h2o_linklist_t *l = hp->conns.next; l != &hp->conns; l = l->next) {
+        lg_client_conn_t *conn = H2O_STRUCT_FROM_MEMBER(pool_conn_t, link, l)->conn;
+        n += (uint32_t)conn->ops->active_streams(conn);
     }
-    /* Smooth weighted round robin (nginx's): every host gains its weight, the richest is picked and
-     * pays the total. Equal weights give plain rotation; unequal ones interleave evenly. The other
-     * policies (least request, hashes) come with the upstream issue and use round robin meanwhile. */
-    size_t best = 0;
-    for (size_t i = 0; i < c->n_hosts; ++i) {
-        cs->rr_current[i] += c->hosts[i]->weight;
-        if (cs->rr_current[i] > cs->rr_current[best])
-            best = i;
-    }
-    cs->rr_current[best] -= c->total_weight;
-    return c->hosts[best];
+    return n;
+}
+
+const lg_host_t *lg_cluster_pick_host(lg_cluster_state_t *cs, const lg_lb_context_t *ctx)
+{
+    lg_lb_env_t env = {lb_random, lb_active_requests, cs};
+    return lg_lb_pick(cs->cluster, &cs->lb, &env, ctx);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -518,6 +515,6 @@ void lg_cluster_state_free(lg_cluster_state_t *cs)
         }
     }
     free(cs->hosts);
-    free(cs->rr_current);
+    lg_lb_state_dispose(&cs->lb);
     free(cs);
 }

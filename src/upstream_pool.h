@@ -14,6 +14,7 @@
 
 #include "client_conn.h"
 #include "codec.h"
+#include "load_balancer.h"
 #include "snapshot.h"
 #include "stats.h"
 
@@ -56,8 +57,11 @@ lg_cluster_state_t *lg_cluster_state_update(struct st_lg_worker_t *w, lg_cluster
 /** Closes the cluster's connections (streams in flight are reset) and frees the state. */
 void lg_cluster_state_free(lg_cluster_state_t *cs);
 
-/** Picks a host with the cluster's load balancer; NULL when the cluster has none. */
-const lg_host_t *lg_cluster_pick_host(lg_cluster_state_t *cs);
+/**
+ * Picks a host with the cluster's load balancer; NULL when the cluster has none. `ctx` carries the
+ * request's hash for RING_HASH and MAGLEV (NULL or no hash: a random host, as Envoy).
+ */
+const lg_host_t *lg_cluster_pick_host(lg_cluster_state_t *cs, const lg_lb_context_t *ctx);
 
 /**
  * Asks for a stream to `host`. Either calls cb->on_ready / on_failure before returning (and then

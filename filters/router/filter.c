@@ -16,6 +16,7 @@
 #include "codec.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb-c.h"
 #include "filters/router/router.h"
+#include "hash_policy.h"
 #include "header_formatter.h"
 #include "log.h"
 #include "route_table.h"
@@ -31,6 +32,7 @@ typedef struct st_router_state_t {
     const lg_weighted_cluster_t *wc;
     const lg_cluster_t *cluster;
     lg_cluster_state_t *cs;
+    lg_lb_context_t lb_ctx; /* the request's hash for RING_HASH / MAGLEV */
     lg_pool_request_t *pool_req;
     lg_upstream_stream_t *up;
     lg_request_head_t *req;
@@ -599,7 +601,12 @@ static lg_filter_headers_status_t decode_headers(lg_filter_t *f, lg_request_head
     info->upstream_cluster = st->cluster->name;
     info->route_name = st->route->name.base;
     st->cs = lg_worker_cluster_state(w, st->cluster);
-    const lg_host_t *host = st->cs != NULL ? lg_cluster_pick_host(st->cs) : NULL;
+    /* The hash is computed only for the policies that use it, before any rewrite of the request,
+     * as Envoy computes it from the headers the router received. */
+    if (st->cluster->lb_policy == LG_LB_RING_HASH || st->cluster->lb_policy == LG_LB_MAGLEV)
+        st->lb_ctx.has_hash = lg_hash_policy_generate(st->route->hash_policies, st->route->n_hash_policies, req,
+                                                      &info->downstream_remote, pool, &st->lb_ctx.hash);
+    const lg_host_t *host = st->cs != NULL ? lg_cluster_pick_host(st->cs, &st->lb_ctx) : NULL;
     if (host == NULL) {
         lg_stats_inc(w->stats, st->cluster->stats->upstream_cx_none_healthy);
         local_reply(st, 503, "no healthy upstream", "UH", "no_healthy_upstream");
@@ -625,7 +632,7 @@ static void start_attempt(router_state_t *st)
     if (st->finished)
         return;
     st->req_sent_end = 0;
-    const lg_host_t *host = lg_cluster_pick_host(st->cs);
+    const lg_host_t *host = lg_cluster_pick_host(st->cs, &st->lb_ctx);
     if (host == NULL) {
         local_reply(st, 503, "no healthy upstream", "UH", "no_healthy_upstream");
         return;

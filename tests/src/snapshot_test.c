@@ -10,6 +10,7 @@
 #include "envoy/config/endpoint/v3/endpoint.pb-c.h"
 #include "envoy/config/route/v3/route.pb-c.h"
 #include "lg_test.h"
+#include "load_balancer.h"
 #include "pb_yaml.h"
 #include "route_table.h"
 #include "snapshot.h"
@@ -98,8 +99,45 @@ LG_TEST(test_rds_and_eds_from_lookups)
     lg_bootstrap_dispose(&b);
 }
 
+/* One STATIC cluster of two hosts in flow style, with the given LB fields. */
+#define LB_CLUSTER(name, fields)                                                                   \
+    "  - {name: " name ", type: STATIC, " fields ", load_assignment: {cluster_name: " name ",\n"      \
+    "     endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, "   \
+    "port_value: 1}}}},\n"                                                                         \
+    "     {endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 2}}}}]}]}}\n"
+
+LG_TEST(test_lb_configs_with_envoys_defaults)
+{
+    static const char yaml[] = "static_resources:\n  clusters:\n" LB_CLUSTER("a_ring", "lb_policy: RING_HASH")
+        LB_CLUSTER("b_maglev", "lb_policy: MAGLEV, maglev_lb_config: {table_size: 251}")
+        LB_CLUSTER("c_lr", "lb_policy: LEAST_REQUEST, least_request_lb_config: {choice_count: 3, "
+                           "active_request_bias: {default_value: 0.5, runtime_key: k}}")
+        LB_CLUSTER("d_ring", "lb_policy: RING_HASH, ring_hash_lb_config: {minimum_ring_size: 10, "
+                             "maximum_ring_size: 20, hash_function: MURMUR_HASH_2}");
+    lg_bootstrap_t b;
+    lg_error_t err;
+    LG_EXPECT_INT(lg_bootstrap_load_text(&b, yaml, strlen(yaml), "b.yaml", &err), 0);
+    lg_snapshot_t *s = lg_snapshot_build(&b, &err);
+    LG_EXPECT(s != NULL);
+    if (s != NULL) {
+        const lg_cluster_t *ring = s->clusters[0], *maglev = s->clusters[1], *lr = s->clusters[2], *small = s->clusters[3];
+        LG_EXPECT_INT(ring->lb_policy, LG_LB_RING_HASH);
+        LG_EXPECT_INT(lg_lb_table_size(ring->lb_table), 1024); /* minimum_ring_size 1024 */
+        LG_EXPECT_INT(ring->lb.hash_function, LG_HASH_FUNCTION_XX_HASH);
+        LG_EXPECT_INT(lg_lb_table_size(maglev->lb_table), 251);
+        LG_EXPECT_INT(lr->lb.choice_count, 3);
+        LG_EXPECT(lr->lb.active_request_bias == 0.5);
+        LG_EXPECT(lr->lb_table == NULL);
+        LG_EXPECT_INT(small->lb.hash_function, LG_HASH_FUNCTION_MURMUR_HASH_2);
+        LG_EXPECT_INT(lg_lb_table_size(small->lb_table), 10);
+        lg_snapshot_release(s);
+    }
+    lg_bootstrap_dispose(&b);
+}
+
 int main(void)
 {
     LG_RUN(test_rds_and_eds_from_lookups);
+    LG_RUN(test_lb_configs_with_envoys_defaults);
     return LG_TEST_END();
 }
