@@ -16,8 +16,8 @@
  * Storage trade-off: Envoy's SimpleHttpCacheConfig has no size field and Envoy's store is one
  * unbounded map behind a mutex. legate keeps one store per worker (no lock on the hit path), so a
  * popular response is stored once per worker that sees it, and bounds all of them together to
- * LG_CACHE_DEFAULT_MAX_BYTES with one atomic byte count, each worker evicting its own least recently
- * used entries. The stores belong to the filter's config: a config change (new snapshot, LDS/RDS
+ * LG_CACHE_DEFAULT_MAX_BYTES with one atomic byte count (lg_cache_budget_t), each worker evicting its
+ * own least recently used entries. The stores belong to the filter's config: a config change (new snapshot, LDS/RDS
  * update) starts empty caches. Not for: trailers (a response with trailers is not stored), serving
  * stale content (max-stale, stale-while-revalidate), range requests, stats (Envoy's cache filter has
  * none that legate's admin lists).
@@ -123,24 +123,36 @@ typedef struct st_lg_cache_entry_t {
     int must_validate;     /* response no-cache: validated before every use */
 } lg_cache_entry_t;
 
+/*
+ * The bytes every store of one config may hold together. Each store may always keep its equal share
+ * (limit / stores); past the limit a store evicts its own oldest entries, and keeps a new one only
+ * within its share. The count of stores grows as workers cache for the first time, so a store that
+ * filled a larger share earlier gives the difference back on its next insertion: until then the
+ * total may pass the limit by that much.
+ */
+typedef struct st_lg_cache_budget_t {
+    atomic_size_t bytes;
+    atomic_uint stores;
+    size_t limit;
+} lg_cache_budget_t;
+
 typedef struct st_lg_cache_store_t {
     lg_cache_entry_t **buckets;
     size_t n_buckets, n_entries, bytes;
     lg_cache_entry_t lru; /* sentinel: lru.next is the most recently used */
-    atomic_size_t *total; /* every store of the config together */
-    size_t limit;
+    lg_cache_budget_t *budget; /* shared with the config's other stores, not owned */
 } lg_cache_store_t;
 
-/** A new empty store charging `total` (shared, not owned) up to `limit` bytes. */
-lg_cache_store_t *lg_cache_store_new(atomic_size_t *total, size_t limit);
+/** A new empty store under `budget` (counted in it). */
+lg_cache_store_t *lg_cache_store_new(lg_cache_budget_t *budget);
 /** Frees the store and the entries no stream holds. Its worker, or the main thread once no stream runs. */
 void lg_cache_store_free(lg_cache_store_t *s);
 /** The entry under `key`, made the most recently used; not referenced (valid until the next put). */
 lg_cache_entry_t *lg_cache_store_get(lg_cache_store_t *s, h2o_iovec_t key);
 /**
  * Lists `e` (ownership moves to the store), replacing an entry with its key, then evicts least
- * recently used entries while the budget is exceeded. Returns 0, or -1 when `e` alone does not fit
- * (it is freed then).
+ * recently used entries as the budget says. Returns 0, or -1 when `e` was not kept (it is freed
+ * then unless a stream holds it).
  */
 int lg_cache_store_put(lg_cache_store_t *s, lg_cache_entry_t *e);
 /**
@@ -162,8 +174,7 @@ typedef struct st_lg_cache_config_t {
     size_t n_allowed_vary;
     lg_cache_key_params_t key;
     uint32_t max_body_bytes; /* 0: no limit but the store's */
-    size_t max_bytes;
-    atomic_size_t total_bytes;
+    lg_cache_budget_t budget;
     lg_cache_store_t *stores[LG_CACHE_MAX_WORKERS];
 } lg_cache_config_t;
 

@@ -69,8 +69,9 @@ void *lg_cache_create_config(const ProtobufCMessage *msg, lg_error_t *err)
 {
     const cache_pb_t *pb = (const cache_pb_t *)msg;
     lg_cache_config_t *c = lg_xcalloc(1, sizeof(*c));
-    atomic_init(&c->total_bytes, 0);
-    c->max_bytes = LG_CACHE_DEFAULT_MAX_BYTES;
+    atomic_init(&c->budget.bytes, 0);
+    atomic_init(&c->budget.stores, 0);
+    c->budget.limit = LG_CACHE_DEFAULT_MAX_BYTES;
     c->disabled = pb->disabled != NULL && pb->disabled->value;
     if (!c->disabled && check_store(pb, err) != 0)
         goto Fail;

@@ -55,7 +55,7 @@ static lg_cache_store_t *store_of(lg_filter_t *f)
         return NULL;
     }
     if (c->stores[id] == NULL)
-        c->stores[id] = lg_cache_store_new(&c->total_bytes, c->max_bytes);
+        c->stores[id] = lg_cache_store_new(&c->budget);
     return c->stores[id];
 }
 
@@ -211,7 +211,7 @@ static void store_recorded(lg_filter_t *f, cache_state_t *st)
 static int append_body(const lg_cache_config_t *c, cache_state_t *st, const lg_data_t *data)
 {
     size_t need = st->body.len + data->len;
-    if ((c->max_body_bytes != 0 && need > c->max_body_bytes) || need > c->max_bytes)
+    if ((c->max_body_bytes != 0 && need > c->max_body_bytes) || need > c->budget.limit)
         return -1;
     if (data->len != 0)
         lg_strbuf_append(&st->body, data->base, data->len);

@@ -1,8 +1,8 @@
 /*
  * The cache filter's in-memory store (see cache.h): one per worker, a chained hash table of entries
- * on a least-recently-used list. All stores of one config share a byte budget through one atomic
- * count, so the bound holds over every worker while a hit takes no lock; a worker that goes past the
- * budget evicts its own oldest entries. Not for: sharing entries between workers, persistence.
+ * on a least-recently-used list. All stores of one config share a byte budget (lg_cache_budget_t)
+ * through atomic counts, so the bound holds over every worker while a hit takes no lock; a worker
+ * that goes past it evicts its own oldest entries. Not for: sharing entries between workers, persistence.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -84,14 +84,14 @@ void lg_cache_entry_unref(lg_cache_entry_t *e)
         free(e);
 }
 
-lg_cache_store_t *lg_cache_store_new(atomic_size_t *total, size_t limit)
+lg_cache_store_t *lg_cache_store_new(lg_cache_budget_t *budget)
 {
     lg_cache_store_t *s = lg_xcalloc(1, sizeof(*s));
     s->n_buckets = 64;
     s->buckets = lg_xcalloc(s->n_buckets, sizeof(*s->buckets));
     s->lru.next = s->lru.prev = &s->lru;
-    s->total = total;
-    s->limit = limit;
+    s->budget = budget;
+    atomic_fetch_add_explicit(&budget->stores, 1, memory_order_relaxed);
     return s;
 }
 
@@ -125,7 +125,7 @@ static void remove_entry(lg_cache_store_t *s, lg_cache_entry_t *e)
     lru_unlink(e);
     --s->n_entries;
     s->bytes -= e->bytes;
-    atomic_fetch_sub_explicit(s->total, e->bytes, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->budget->bytes, e->bytes, memory_order_relaxed);
     e->listed = 0;
     if (e->refs == 0)
         free(e);
@@ -169,7 +169,10 @@ lg_cache_entry_t *lg_cache_store_get(lg_cache_store_t *s, h2o_iovec_t key)
 
 int lg_cache_store_put(lg_cache_store_t *s, lg_cache_entry_t *e)
 {
-    if (e->bytes > s->limit) {
+    size_t limit = s->budget->limit;
+    unsigned stores = atomic_load_explicit(&s->budget->stores, memory_order_relaxed);
+    size_t share = limit / (stores != 0 ? stores : 1);
+    if (e->bytes > share) {
         free(e);
         return -1;
     }
@@ -184,15 +187,12 @@ int lg_cache_store_put(lg_cache_store_t *s, lg_cache_entry_t *e)
     lru_push_front(s, e);
     ++s->n_entries;
     s->bytes += e->bytes;
-    size_t total = atomic_fetch_add_explicit(s->total, e->bytes, memory_order_relaxed) + e->bytes;
-    while (total > s->limit && s->lru.prev != &s->lru) {
+    atomic_fetch_add_explicit(&s->budget->bytes, e->bytes, memory_order_relaxed);
+    while (s->bytes > share || atomic_load_explicit(&s->budget->bytes, memory_order_relaxed) > limit) {
         lg_cache_entry_t *old = s->lru.prev;
-        size_t b = old->bytes;
-        int was_new = old == e;
+        if (old == e)
+            break; /* only the new entry is left, within the share: the others are over theirs */
         remove_entry(s, old);
-        total -= b;
-        if (was_new)
-            return -1; /* other workers hold the budget: this one keeps nothing */
     }
     if (s->n_entries > s->n_buckets)
         grow(s);
