@@ -4,7 +4,7 @@ response headers and whose request log counts what reached the upstream. Checks 
 request for two client requests, `age`), what is never stored (no-store, private, Authorization,
 a Vary header that is not allowed), max-age expiry, ETag revalidation (the origin's 304 reaches the
 client as the stored 200 with its body), allowed Vary variants, max_body_bytes, LRU eviction past
-the 64 MiB bound, and the `disabled` field.
+the 64 MiB bound, the `disabled` field and a route's FilterConfig disabled.
 """
 import http.client
 import time
@@ -32,7 +32,9 @@ def cache_filter(**fields):
 def env(start_legate_module, origin_module):
     from lgharness.ports import pick_port
     port, small, off, admin = pick_port(), pick_port(), pick_port(), pick_port()
-    main = bs.listener("ingress", port, bs.hcm([bs.route("/", "app")],
+    off_route = bs.route("/nocache/", "app", typed_per_filter_config={
+        "envoy.filters.http.cache": {"@type": T + "envoy.config.route.v3.FilterConfig", "disabled": True}})
+    main = bs.listener("ingress", port, bs.hcm([off_route, bs.route("/", "app")],
                                                http_filters=[cache_filter(), bs.router_filter()]))
     limited = bs.listener("small", small, bs.hcm([bs.route("/", "app")], stat_prefix="small",
                                                  http_filters=[cache_filter(max_body_bytes=1000),
@@ -193,6 +195,25 @@ def test_disabled(env):
     path = target(100, "off", "cache-control:max-age=60")
     twice(env["off"], path)
     assert origin_hits(env, path) == 2
+
+
+def test_route_filter_config_disables(env):
+    path = "/nocache" + target(100, "route-off", "cache-control:max-age=60")
+    twice(env["port"], path)
+    assert origin_hits(env, path) == 2
+
+
+def test_h2c_revalidation_gets_the_stored_body(env):
+    path = target(70000, "h2reval", "cache-control:max-age=0", etag='"h2"')
+    url = "http://127.0.0.1:%d%s" % (env["port"], path)
+    first = curl(url, "--http2-prior-knowledge")
+    second = curl(url, "--http2-prior-knowledge")
+    assert first.rc == 0 and second.rc == 0, second
+    assert second.version == "2" and second.status == 200
+    assert second.body == text_bytes(70000)
+    assert second.header("age") == "0"
+    reqs = [q for q in env["origin"].requests if q.target == path]
+    assert [q.header("if-none-match") for q in reqs] == [None, '"h2"']
 
 
 def test_h2c_hit(env):

@@ -106,6 +106,11 @@ static lg_filter_headers_status_t decode_headers(lg_filter_t *f, lg_request_head
     const lg_cache_config_t *c = f->config;
     if (c->disabled || !lg_cache_request_cacheable(head, c->ignore_request_cc))
         return LG_FILTER_HEADERS_CONTINUE;
+    /* Envoy has no per-route cache message; a route turns the filter off with FilterConfig's
+     * `disabled`, which the connection manager does not apply by itself yet. */
+    const lg_route_t *route = lg_filter_route(f);
+    if (route != NULL && lg_route_filter_disabled(route, f->name) == 1)
+        return LG_FILTER_HEADERS_CONTINUE;
     lg_cache_store_t *store = store_of(f);
     if (store == NULL)
         return LG_FILTER_HEADERS_CONTINUE;
