@@ -3,6 +3,7 @@
  * semantics in both directions, local replies (plain and gRPC), and stream release. A fake codec
  * stream records what reaches the client; scripted filters record what reaches them.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -223,6 +224,72 @@ LG_TEST(test_encode_runs_in_reverse_order)
     teardown();
 }
 
+/* lg_filter_set_encoded_body: filter 1 turns a bodiless 304 into a 200 with a body, as the cache
+ * filter does; filter 0 (nearer the codec) may stop on the head and continue later. */
+static int observer_stops;
+static lg_filter_t *observer;
+static lg_filter_headers_status_t setter_encode_headers(lg_filter_t *f, lg_response_head_t *h, int end)
+{
+    note(f, end ? "h1" : "h0");
+    h->status = 200;
+    h->content_length = 6;
+    lg_filter_set_encoded_body(f, "stored", 6);
+    return LG_FILTER_HEADERS_CONTINUE;
+}
+static lg_filter_headers_status_t observer_encode_headers(lg_filter_t *f, lg_response_head_t *h, int end)
+{
+    note(f, end ? "h1" : "h0");
+    observer = f;
+    return observer_stops ? LG_FILTER_HEADERS_STOP_ITERATION : LG_FILTER_HEADERS_CONTINUE;
+}
+static lg_filter_data_status_t observer_encode_data(lg_filter_t *f, lg_data_t *d, int end)
+{
+    char ev[16];
+    snprintf(ev, sizeof(ev), "d%zu%s", d->len, end ? "e" : "");
+    note(f, ev);
+    return LG_FILTER_DATA_CONTINUE;
+}
+static const lg_http_filter_ops_t setter_ops = {.name = "setter", .encode_headers = setter_encode_headers};
+static const lg_http_filter_ops_t observer_ops = {
+    .name = "observer", .encode_headers = observer_encode_headers, .encode_data = observer_encode_data};
+
+static void encoded_body_case(int stops)
+{
+    setup(3);
+    entries[0].ops = &observer_ops;
+    entries[1].ops = &setter_ops;
+    observer_stops = stops;
+    script_headers[2] = LG_FILTER_HEADERS_STOP_ITERATION;
+    fake_codec_t fc;
+    start(&fc, NULL, 1);
+    lg_response_head_t *r = h2o_mem_alloc_pool(lg_stream_pool(stopped->stream), sizeof(*r));
+    memset(r, 0, sizeof(*r));
+    r->status = 304;
+    lg_filter_encode_headers(stopped, r, 1);
+    LG_EXPECT_STR(events[1], "h1");
+    if (stops) {
+        LG_EXPECT_INT(fc.status, 0);
+        lg_filter_continue_encoding(observer);
+        LG_EXPECT_STR(events[0], "h0"); /* held with the head: the stopped filter does not see it */
+    } else {
+        LG_EXPECT_STR(events[0], "h0d6e");
+    }
+    LG_EXPECT_INT(fc.status, 200);
+    LG_EXPECT_INT(fc.head_end, 0);
+    LG_EXPECT_INT(fc.body_len, 6);
+    LG_EXPECT(fc.body != NULL && memcmp(fc.body, "stored", 6) == 0);
+    LG_EXPECT_INT(fc.data_end, 1);
+    LG_EXPECT_INT(fc.released, 1);
+    fake_codec_dispose(&fc);
+    teardown();
+}
+
+LG_TEST(test_set_encoded_body_follows_the_head)
+{
+    encoded_body_case(0);
+    encoded_body_case(1);
+}
+
 int main(void)
 {
     worker.loop = h2o_evloop_create();
@@ -238,6 +305,7 @@ int main(void)
     LG_RUN(test_local_reply_with_headers);
     LG_RUN(test_grpc_local_reply_is_trailers_only);
     LG_RUN(test_encode_runs_in_reverse_order);
+    LG_RUN(test_set_encoded_body_follows_the_head);
     free((void *)config.stats);
     free(worker.stats);
     h2o_evloop_destroy(worker.loop);
