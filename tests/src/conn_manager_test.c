@@ -98,6 +98,15 @@ static lg_stream_t *start(fake_codec_t *fc, const char *content_type, int end_st
     return s;
 }
 
+/* A response head with no fields, from the stream's pool. */
+static lg_response_head_t *response(lg_filter_t *f, int status)
+{
+    lg_response_head_t *r = h2o_mem_alloc_pool(lg_stream_pool(f->stream), sizeof(*r));
+    memset(r, 0, sizeof(*r));
+    r->status = status;
+    return r;
+}
+
 /* ---- tests ------------------------------------------------------------------------------- */
 
 LG_TEST(test_everything_passes_in_order)
@@ -209,11 +218,8 @@ LG_TEST(test_encode_runs_in_reverse_order)
     script_headers[2] = LG_FILTER_HEADERS_STOP_ITERATION;
     fake_codec_t fc;
     start(&fc, NULL, 1);
-    lg_response_head_t *r = h2o_mem_alloc_pool(lg_stream_pool(stopped->stream), sizeof(*r));
-    memset(r, 0, sizeof(*r));
-    r->status = 200;
     memset(encode_order, 0, sizeof(encode_order));
-    lg_filter_encode_headers(stopped, r, 1);
+    lg_filter_encode_headers(stopped, response(stopped, 200), 1);
     LG_EXPECT_STR(encode_order, "210");
     LG_EXPECT_STR(events[2], "Hh");
     LG_EXPECT_STR(events[1], "Hh");
@@ -262,10 +268,7 @@ static void encoded_body_case(int stops)
     script_headers[2] = LG_FILTER_HEADERS_STOP_ITERATION;
     fake_codec_t fc;
     start(&fc, NULL, 1);
-    lg_response_head_t *r = h2o_mem_alloc_pool(lg_stream_pool(stopped->stream), sizeof(*r));
-    memset(r, 0, sizeof(*r));
-    r->status = 304;
-    lg_filter_encode_headers(stopped, r, 1);
+    lg_filter_encode_headers(stopped, response(stopped, 304), 1);
     LG_EXPECT_STR(events[1], "h1");
     if (stops) {
         LG_EXPECT_INT(fc.status, 0);
