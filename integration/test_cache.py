@@ -84,6 +84,24 @@ def test_fresh_hit_is_served_from_cache(env):
     assert origin_hits(env, path) == 1
 
 
+def test_keep_alive_connection_mixes_hits_and_misses(env):
+    cached = target(2000, "ka", "cache-control:max-age=60")
+    plain = target(300, "ka-plain")
+    c = http.client.HTTPConnection("127.0.0.1", env["port"], timeout=30)
+    try:
+        seen = []
+        for path in (cached, cached, plain, cached, plain):
+            c.request("GET", path)
+            r = c.getresponse()
+            body = r.read()
+            seen.append((r.status, len(body), r.getheader("age") is not None))
+    finally:
+        c.close()
+    assert seen == [(200, 2000, False), (200, 2000, True), (200, 300, False), (200, 2000, True),
+                    (200, 300, False)]
+    assert origin_hits(env, cached) == 1 and origin_hits(env, plain) == 2
+
+
 def test_head_is_answered_from_a_get_entry(env):
     path = target(500, "head", "cache-control:max-age=60")
     get(env["port"], path)

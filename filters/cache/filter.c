@@ -10,6 +10,7 @@
  * (headers from the head, body frame by frame) and stored at its end when it is cacheable.
  * Worker thread only.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -46,12 +47,10 @@ static lg_cache_store_t *store_of(lg_filter_t *f)
     lg_cache_config_t *c = (lg_cache_config_t *)f->config; /* only this worker's slot is written */
     unsigned id = lg_filter_worker(f)->id;
     if (id >= LG_CACHE_MAX_WORKERS) {
-        static int logged;
-        if (!logged) {
-            logged = 1;
+        static atomic_flag logged = ATOMIC_FLAG_INIT;
+        if (!atomic_flag_test_and_set(&logged))
             lg_warn(filter, "cache: worker %u is past the %d the cache filter serves; it does not cache", id,
                     LG_CACHE_MAX_WORKERS);
-        }
         return NULL;
     }
     if (c->stores[id] == NULL)
