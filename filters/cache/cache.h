@@ -19,8 +19,9 @@
  * LG_CACHE_DEFAULT_MAX_BYTES with one atomic byte count (lg_cache_budget_t), each worker evicting its
  * own least recently used entries. The stores belong to the filter's config: a config change (new snapshot, LDS/RDS
  * update) starts empty caches. Not for: trailers (a response with trailers is not stored), serving
- * stale content (max-stale, stale-while-revalidate), range requests, stats (Envoy's cache filter has
- * none that legate's admin lists).
+ * stale content (max-stale, stale-while-revalidate), range requests, only-if-cached, answering a
+ * client's own conditional request from the cache (it bypasses the cache), cache stats (none are
+ * counted yet). A response without Date is dated when it arrives.
  */
 #ifndef LG_FILTERS_CACHE_H
 #define LG_FILTERS_CACHE_H
