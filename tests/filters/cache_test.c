@@ -10,8 +10,7 @@
 #include "envoy/extensions/filters/http/cache/v3/cache.pb-c.h"
 #include "filters/cache/cache.h"
 #include "lg_test.h"
-#include "pb_registry.h"
-#include "pb_yaml.h"
+#include "lg_test_pb.h"
 
 static h2o_mem_pool_t pool;
 static lg_error_t err;
@@ -118,16 +117,11 @@ LG_TEST(test_cacheability)
 
 static lg_cache_config_t *config(const char *yaml)
 {
-    Envoy__Extensions__Filters__Http__Cache__V3__CacheConfig *pb =
-        (void *)lg_pb_new(&envoy__extensions__filters__http__cache__v3__cache_config__descriptor);
-    lg_srcmap_t map;
-    lg_srcmap_init(&map);
-    lg_cache_config_t *c = NULL;
-    err.msg[0] = '\0';
-    if (lg_pb_from_yaml(&pb->base, yaml, strlen(yaml), "c.yaml", &map, &err) == 0)
-        c = lg_cache_create_config(&pb->base, &err);
-    protobuf_c_message_free_unpacked(&pb->base, NULL);
-    lg_srcmap_dispose(&map);
+    ProtobufCMessage *pb =
+        lg_test_pb_from_yaml(&envoy__extensions__filters__http__cache__v3__cache_config__descriptor, yaml, &err);
+    lg_cache_config_t *c = pb != NULL ? lg_cache_create_config(pb, &err) : NULL;
+    if (pb != NULL)
+        protobuf_c_message_free_unpacked(pb, NULL);
     return c;
 }
 
