@@ -59,11 +59,7 @@ static const lg_http_filter_ops_t test_ops = {
 
 /* ---- fixture ---------------------------------------------------------------------------- */
 
-static lg_worker_t worker;
-static lg_hcm_config_t config;
-static lg_listener_t listener;
-static lg_filter_chain_t chain;
-static lg_snapshot_t snapshot;
+static fake_hcm_t hcm;
 static lg_filter_factory_entry_t entries[3];
 static lg_hcm_conn_t *conn;
 
@@ -74,11 +70,8 @@ static void setup(size_t n_filters)
     stopped = NULL;
     for (size_t i = 0; i < 3; ++i)
         entries[i] = (lg_filter_factory_entry_t){&test_ops, "test", NULL, 0};
-    config.filters = entries;
-    config.n_filters = n_filters;
-    config.server_name = "envoy";
-    config.generate_request_id = 1;
-    conn = fake_conn_new(&worker, &snapshot, &listener, &chain, &config);
+    hcm.config.generate_request_id = 1;
+    conn = fake_hcm_conn(&hcm, entries, n_filters);
 }
 
 static void teardown(void)
@@ -295,12 +288,7 @@ LG_TEST(test_set_encoded_body_follows_the_head)
 
 int main(void)
 {
-    worker.loop = h2o_evloop_create();
-    worker.stats = lg_stats_cells_new();
-    h2o_linklist_init_anchor(&worker.connections);
-    worker.rng = 42;
-    config.stats = lg_hcm_stats_for("test");
-    atomic_init(&snapshot.refcnt, 1);
+    fake_hcm_init(&hcm);
     LG_RUN(test_everything_passes_in_order);
     LG_RUN(test_stop_iteration_still_sees_data_and_trailers);
     LG_RUN(test_stop_all_holds_data_until_continue);
@@ -309,8 +297,6 @@ int main(void)
     LG_RUN(test_grpc_local_reply_is_trailers_only);
     LG_RUN(test_encode_runs_in_reverse_order);
     LG_RUN(test_set_encoded_body_follows_the_head);
-    free((void *)config.stats);
-    free(worker.stats);
-    h2o_evloop_destroy(worker.loop);
+    fake_hcm_dispose(&hcm);
     return LG_TEST_END();
 }
