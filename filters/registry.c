@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "filters/cache/cache.h"
 #include "filters/compressor/compressor.h"
 #include "filters/cors/cors.h"
 #include "filters/decompressor/decompressor.h"
@@ -28,6 +29,7 @@ static const lg_filter_factory_t factories[] = {
     {LG_FILTER_HTTP, "envoy.filters.http.cors", "envoy.extensions.filters.http.cors.v3.Cors", 0, &lg_cors_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.header_mutation",
      "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation", 0, &lg_header_mutation_ops},
+    {LG_FILTER_HTTP, "envoy.filters.http.cache", "envoy.extensions.filters.http.cache.v3.CacheConfig", 0, &lg_cache_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.compressor", "envoy.extensions.filters.http.compressor.v3.Compressor", 0,
      &lg_compressor_ops},
     {LG_FILTER_HTTP, "envoy.filters.http.decompressor", "envoy.extensions.filters.http.decompressor.v3.Decompressor", 0,

@@ -207,6 +207,7 @@ lg_stream_t *lg_hcm_stream_new(lg_hcm_conn_t *conn, lg_server_stream_t *cs)
     ++conn->n_streams;
     s->dec_stop = SIZE_MAX;
     s->enc_stop = SIZE_MAX;
+    s->enc_body_from = SIZE_MAX;
     s->dec_trailers_stop = SIZE_MAX;
     s->buffer_limit = conn->listener->per_connection_buffer_limit ? conn->listener->per_connection_buffer_limit
                                                                   : DEFAULT_BUFFER_LIMIT;
@@ -717,11 +718,21 @@ static void encode_headers_from(lg_stream_t *s, size_t start)
         if (st != LG_FILTER_HEADERS_CONTINUE) {
             s->enc_stop = i;
             s->enc_stop_all = st != LG_FILTER_HEADERS_STOP_ITERATION;
+            /* A body given by lg_filter_set_encoded_body is held here now, as any data would be. */
+            s->enc_body_from = SIZE_MAX;
             return;
         }
     }
     s->enc_headers_done = 1;
     codec_encode_headers(s);
+    if (s->enc_body_from != SIZE_MAX && !s->destroyed && s->enc_buf != NULL) {
+        h2o_buffer_t *body = s->enc_buf;
+        size_t from = s->enc_body_from;
+        s->enc_buf = NULL;
+        s->enc_body_from = SIZE_MAX;
+        encode_data_from(s, from, body->bytes, body->size, s->enc_end_stream && s->enc_trailers == NULL);
+        h2o_buffer_dispose(&body);
+    }
 }
 
 static void encode_data_from(lg_stream_t *s, size_t start, const char *data, size_t len, int end_stream)
@@ -864,6 +875,17 @@ void lg_filter_add_encoded_data(lg_filter_t *f, const void *data, size_t len)
     ++s->in_callback;
     encode_data_from(s, f->index, data, len, 0);
     --s->in_callback;
+}
+
+void lg_filter_set_encoded_body(lg_filter_t *f, const void *data, size_t len)
+{
+    lg_stream_t *s = f->stream;
+    if (s->destroyed || len == 0 || s->enc_headers_done)
+        return;
+    /* Held in enc_buf, the response's head no longer ends the stream for the filters after this one
+     * and the codec; encode_headers_from sends it on once the head reached the codec. */
+    buffer_append(&s->enc_buf, data, len);
+    s->enc_body_from = f->index;
 }
 
 void lg_filter_add_decoded_data(lg_filter_t *f, const void *data, size_t len)

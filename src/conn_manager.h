@@ -92,6 +92,7 @@ struct st_lg_stream_t {
     size_t enc_stop;
     int enc_stop_all, enc_headers_done;
     h2o_buffer_t *enc_buf;
+    size_t enc_body_from;    /* lg_filter_set_encoded_body: enc_buf goes on from this filter */
     int enc_end_stream;
     lg_headers_t *enc_trailers;
     /* lifecycle */

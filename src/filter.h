@@ -148,6 +148,15 @@ void lg_filter_encode_trailers(lg_filter_t *f, lg_headers_t *trailers);
  * being encoded. A filter that ends its body at the trailers (a compressor's last block) uses it.
  */
 void lg_filter_add_encoded_data(lg_filter_t *f, const void *data, size_t len);
+/**
+ * From inside this filter's encode_headers only, on a response whose head ends the stream: the
+ * head (as the filter rewrote it) now carries `len` bytes of body (copied), which follow it through
+ * the filters after this one and the codec; the hook then returns CONTINUE. When one of those
+ * filters stops on the head, the body waits with it and goes on from that filter when it continues
+ * (that filter does not see it as data). The cache filter turns a 304 from its revalidation into
+ * the stored 200 this way.
+ */
+void lg_filter_set_encoded_body(lg_filter_t *f, const void *data, size_t len);
 /** The same for the request: from inside decode_trailers, bytes go to the next filters first. */
 void lg_filter_add_decoded_data(lg_filter_t *f, const void *data, size_t len);
 /** Flow control from the terminal filter: stop (1) or resume (0) reading the request body. */

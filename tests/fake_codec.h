@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "conn_manager.h"
+#include "worker.h"
 
 typedef struct st_fake_codec_t {
     lg_server_stream_t super;
@@ -95,6 +96,43 @@ static inline lg_hcm_conn_t *fake_conn_new(struct st_lg_worker_t *w, lg_snapshot
     conn->config = cfg;
     h2o_linklist_init_anchor(&conn->streams);
     return conn;
+}
+
+/* What a test program's fake connections share: the worker, the connection manager config (its
+ * filters set by the test), the listener, the chain and one snapshot reference. */
+typedef struct st_fake_hcm_t {
+    lg_worker_t worker;
+    lg_hcm_config_t config;
+    lg_listener_t listener;
+    lg_filter_chain_t chain;
+    lg_snapshot_t snapshot;
+} fake_hcm_t;
+
+/** Readies h: an event loop, stats cells, the HCM stats and the snapshot reference. */
+static inline void fake_hcm_init(fake_hcm_t *h)
+{
+    h->worker.loop = h2o_evloop_create();
+    h->worker.stats = lg_stats_cells_new();
+    h2o_linklist_init_anchor(&h->worker.connections);
+    h->worker.rng = 42;
+    h->config.stats = lg_hcm_stats_for("test");
+    h->config.server_name = "envoy";
+    atomic_init(&h->snapshot.refcnt, 1);
+}
+
+static inline void fake_hcm_dispose(fake_hcm_t *h)
+{
+    free((void *)h->config.stats);
+    free(h->worker.stats);
+    h2o_evloop_destroy(h->worker.loop);
+}
+
+/** A connection of h (free() it) whose streams run `n` filters of `entries`. */
+static inline lg_hcm_conn_t *fake_hcm_conn(fake_hcm_t *h, lg_filter_factory_entry_t *entries, size_t n)
+{
+    h->config.filters = entries;
+    h->config.n_filters = n;
+    return fake_conn_new(&h->worker, &h->snapshot, &h->listener, &h->chain, &h->config);
 }
 
 /** A request head for "<method> / HTTP/1.1" to host x, with no length yet, in the stream's pool. */

@@ -25,7 +25,9 @@ Modes:
                       h=NAME:VALUE (repeatable), chunked=1 (chunked, trailer x-origin-trailer),
                       hold=K (after K body bytes wait for `release` to be set, bounded 20 s),
                       zeros=1 (N zero bytes instead of text), gz=1 (the body gzipped, with
-                      Content-Encoding: gzip; N counts the bytes before compression)
+                      Content-Encoding: gzip; N counts the bytes before compression),
+                      etag=TAG (an ETag header; a request whose If-None-Match is TAG gets a 304
+                      with the ETag and the h= headers, no body)
 What it is not for: being a conforming HTTP server; it parses what legate sends and fails loudly
 (recorded in `errors`) on anything else.
 """
@@ -433,11 +435,15 @@ class H1Origin:
         q = urllib.parse.parse_qs(req.target.partition("?")[2])
         opt = lambda name, default="0": q.get(name, [default])[0]  # noqa: E731
         status = int(opt("status", "200"))
+        if "etag" in q and req.header("if-none-match") == opt("etag"):
+            status = 304
         chunked = opt("chunked") == "1"
         hold = int(opt("hold")) if "hold" in q else None
         body = bytes(n) if opt("zeros") == "1" else text_bytes(n)
         hs = ["HTTP/1.1 %d Text" % status, "content-type: %s" % opt("ct", "text/plain")]
         hs += ["%s: %s" % tuple(h.split(":", 1)) for h in q.get("h", [])]
+        if "etag" in q:
+            hs.append("etag: %s" % opt("etag"))
         if opt("gz") == "1":
             body = gzip.compress(body)
             hs.append("content-encoding: gzip")

@@ -3,6 +3,7 @@
  * semantics in both directions, local replies (plain and gRPC), and stream release. A fake codec
  * stream records what reaches the client; scripted filters record what reaches them.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,11 +59,7 @@ static const lg_http_filter_ops_t test_ops = {
 
 /* ---- fixture ---------------------------------------------------------------------------- */
 
-static lg_worker_t worker;
-static lg_hcm_config_t config;
-static lg_listener_t listener;
-static lg_filter_chain_t chain;
-static lg_snapshot_t snapshot;
+static fake_hcm_t hcm;
 static lg_filter_factory_entry_t entries[3];
 static lg_hcm_conn_t *conn;
 
@@ -73,11 +70,8 @@ static void setup(size_t n_filters)
     stopped = NULL;
     for (size_t i = 0; i < 3; ++i)
         entries[i] = (lg_filter_factory_entry_t){&test_ops, "test", NULL, 0};
-    config.filters = entries;
-    config.n_filters = n_filters;
-    config.server_name = "envoy";
-    config.generate_request_id = 1;
-    conn = fake_conn_new(&worker, &snapshot, &listener, &chain, &config);
+    hcm.config.generate_request_id = 1;
+    conn = fake_hcm_conn(&hcm, entries, n_filters);
 }
 
 static void teardown(void)
@@ -95,6 +89,15 @@ static lg_stream_t *start(fake_codec_t *fc, const char *content_type, int end_st
                        h2o_iovec_init(content_type, strlen(content_type)));
     lg_hcm_on_headers(s, req, end_stream);
     return s;
+}
+
+/* A response head with no fields, from the stream's pool. */
+static lg_response_head_t *response(lg_filter_t *f, int status)
+{
+    lg_response_head_t *r = h2o_mem_alloc_pool(lg_stream_pool(f->stream), sizeof(*r));
+    memset(r, 0, sizeof(*r));
+    r->status = status;
+    return r;
 }
 
 /* ---- tests ------------------------------------------------------------------------------- */
@@ -208,11 +211,8 @@ LG_TEST(test_encode_runs_in_reverse_order)
     script_headers[2] = LG_FILTER_HEADERS_STOP_ITERATION;
     fake_codec_t fc;
     start(&fc, NULL, 1);
-    lg_response_head_t *r = h2o_mem_alloc_pool(lg_stream_pool(stopped->stream), sizeof(*r));
-    memset(r, 0, sizeof(*r));
-    r->status = 200;
     memset(encode_order, 0, sizeof(encode_order));
-    lg_filter_encode_headers(stopped, r, 1);
+    lg_filter_encode_headers(stopped, response(stopped, 200), 1);
     LG_EXPECT_STR(encode_order, "210");
     LG_EXPECT_STR(events[2], "Hh");
     LG_EXPECT_STR(events[1], "Hh");
@@ -223,14 +223,72 @@ LG_TEST(test_encode_runs_in_reverse_order)
     teardown();
 }
 
+/* lg_filter_set_encoded_body: filter 1 turns a bodiless 304 into a 200 with a body, as the cache
+ * filter does; filter 0 (nearer the codec) may stop on the head and continue later. */
+static int observer_stops;
+static lg_filter_t *observer;
+static lg_filter_headers_status_t setter_encode_headers(lg_filter_t *f, lg_response_head_t *h, int end)
+{
+    note(f, end ? "h1" : "h0");
+    h->status = 200;
+    h->content_length = 6;
+    lg_filter_set_encoded_body(f, "stored", 6);
+    return LG_FILTER_HEADERS_CONTINUE;
+}
+static lg_filter_headers_status_t observer_encode_headers(lg_filter_t *f, lg_response_head_t *h, int end)
+{
+    note(f, end ? "h1" : "h0");
+    observer = f;
+    return observer_stops ? LG_FILTER_HEADERS_STOP_ITERATION : LG_FILTER_HEADERS_CONTINUE;
+}
+static lg_filter_data_status_t observer_encode_data(lg_filter_t *f, lg_data_t *d, int end)
+{
+    char ev[16];
+    snprintf(ev, sizeof(ev), "d%zu%s", d->len, end ? "e" : "");
+    note(f, ev);
+    return LG_FILTER_DATA_CONTINUE;
+}
+static const lg_http_filter_ops_t setter_ops = {.name = "setter", .encode_headers = setter_encode_headers};
+static const lg_http_filter_ops_t observer_ops = {
+    .name = "observer", .encode_headers = observer_encode_headers, .encode_data = observer_encode_data};
+
+static void encoded_body_case(int stops)
+{
+    setup(3);
+    entries[0].ops = &observer_ops;
+    entries[1].ops = &setter_ops;
+    observer_stops = stops;
+    script_headers[2] = LG_FILTER_HEADERS_STOP_ITERATION;
+    fake_codec_t fc;
+    start(&fc, NULL, 1);
+    lg_filter_encode_headers(stopped, response(stopped, 304), 1);
+    LG_EXPECT_STR(events[1], "h1");
+    if (stops) {
+        LG_EXPECT_INT(fc.status, 0);
+        lg_filter_continue_encoding(observer);
+        LG_EXPECT_STR(events[0], "h0"); /* held with the head: the stopped filter does not see it */
+    } else {
+        LG_EXPECT_STR(events[0], "h0d6e");
+    }
+    LG_EXPECT_INT(fc.status, 200);
+    LG_EXPECT_INT(fc.head_end, 0);
+    LG_EXPECT_INT(fc.body_len, 6);
+    LG_EXPECT(fc.body != NULL && memcmp(fc.body, "stored", 6) == 0);
+    LG_EXPECT_INT(fc.data_end, 1);
+    LG_EXPECT_INT(fc.released, 1);
+    fake_codec_dispose(&fc);
+    teardown();
+}
+
+LG_TEST(test_set_encoded_body_follows_the_head)
+{
+    encoded_body_case(0);
+    encoded_body_case(1);
+}
+
 int main(void)
 {
-    worker.loop = h2o_evloop_create();
-    worker.stats = lg_stats_cells_new();
-    h2o_linklist_init_anchor(&worker.connections);
-    worker.rng = 42;
-    config.stats = lg_hcm_stats_for("test");
-    atomic_init(&snapshot.refcnt, 1);
+    fake_hcm_init(&hcm);
     LG_RUN(test_everything_passes_in_order);
     LG_RUN(test_stop_iteration_still_sees_data_and_trailers);
     LG_RUN(test_stop_all_holds_data_until_continue);
@@ -238,8 +296,7 @@ int main(void)
     LG_RUN(test_local_reply_with_headers);
     LG_RUN(test_grpc_local_reply_is_trailers_only);
     LG_RUN(test_encode_runs_in_reverse_order);
-    free((void *)config.stats);
-    free(worker.stats);
-    h2o_evloop_destroy(worker.loop);
+    LG_RUN(test_set_encoded_body_follows_the_head);
+    fake_hcm_dispose(&hcm);
     return LG_TEST_END();
 }
