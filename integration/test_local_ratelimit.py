@@ -217,3 +217,30 @@ def test_config_errors(legate, tmp_path, free_port, bad, message):
     assert r.returncode == 1, r
     assert message in r.stdout + r.stderr, r.stdout + r.stderr
     assert re.search(r"b\.yaml:\d+: \S*http_filters\[0\]: ", r.stdout + r.stderr), r.stdout + r.stderr
+
+
+def test_filter_disabled_in_http_filters_runs_only_where_a_route_enables_it(start_legate, free_port, origin):
+    """http_filters `disabled: true` turns a filter off except on routes whose typed_per_filter_config
+    is a FilterConfig with `disabled: false`; a route's FilterConfig `disabled: true` turns an enabled
+    filter off there. (The connection manager ignored both before.)"""
+    fc = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
+    limiter = lrl(token_bucket=bucket(1), filter_enabled=ALL, filter_enforced=ALL)
+    port, admin_port = free_port(), free_port()
+    routes = [bs.route("/on/", "app", typed_per_filter_config={
+                  "envoy.filters.http.local_ratelimit": {"@type": fc, "disabled": False}}),
+              bs.route("/", "app")]
+    filters = [{"name": "envoy.filters.http.local_ratelimit", "typed_config": limiter, "disabled": True}]
+    lg = start_legate(bs.filter_proxy(port, admin_port, filters, [bs.cluster("app", [origin.port])], routes),
+                      ports=[port, admin_port])
+    assert [curl(lg.url("/off")).status for _ in range(3)] == [200] * 3
+    assert [curl(lg.url("/on/x")).status for _ in range(2)] == [200, 429]
+
+    port2, admin2 = free_port(), free_port()
+    routes = [bs.route("/free/", "app", typed_per_filter_config={
+                  "envoy.filters.http.local_ratelimit": {"@type": fc, "disabled": True}}),
+              bs.route("/", "app")]
+    filters = [{"name": "envoy.filters.http.local_ratelimit", "typed_config": limiter}]
+    lg2 = start_legate(bs.filter_proxy(port2, admin2, filters, [bs.cluster("app", [origin.port])], routes),
+                       ports=[port2, admin2])
+    assert [curl(lg2.url("/free/x")).status for _ in range(3)] == [200] * 3
+    assert [curl(lg2.url("/x")).status for _ in range(2)] == [200, 429]

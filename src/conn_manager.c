@@ -238,6 +238,7 @@ lg_stream_t *lg_hcm_stream_new(lg_hcm_conn_t *conn, lg_server_stream_t *cs)
         f->config = fe->config;
         f->stream = s;
         f->index = (unsigned)s->n_filters;
+        f->disabled_by_default = fe->disabled && !fe->ops->terminal;
         if (fe->ops->state_size != 0) {
             f->state = h2o_mem_alloc_pool(&s->pool, fe->ops->state_size);
             memset(f->state, 0, fe->ops->state_size);
@@ -564,11 +565,30 @@ static void buffer_append(h2o_buffer_t **buf, const char *data, size_t len)
     (*buf)->size += len;
 }
 
+/*
+ * Envoy resolves the route before the chain runs and turns filters off on it: a filter disabled in
+ * http_filters runs only where a route's FilterConfig says `disabled: false`, and one a route
+ * disables does not run there. A skipped filter sees no hook of this stream.
+ */
+static void decide_skips(lg_stream_t *s)
+{
+    const lg_route_t *r = s->n_filters != 0 ? lg_filter_route(&s->filters[0]) : NULL;
+    for (size_t i = 0; i < s->n_filters; ++i) {
+        lg_filter_t *f = &s->filters[i];
+        if (f->ops->terminal)
+            continue;
+        int d = r != NULL ? lg_route_filter_disabled(r, f->name) : -1;
+        f->skip = d == 1 || (d == -1 && f->disabled_by_default);
+    }
+}
+
 static void decode_headers_from(lg_stream_t *s, size_t start)
 {
+    if (start == 0)
+        decide_skips(s);
     for (size_t i = start; i < s->n_filters; ++i) {
         lg_filter_t *f = &s->filters[i];
-        if (f->ops->decode_headers == NULL)
+        if (f->skip || f->ops->decode_headers == NULL)
             continue;
         int end = s->dec_end_stream && s->dec_buf == NULL && s->dec_trailers == NULL;
         lg_filter_headers_status_t st = f->ops->decode_headers(f, s->request, end);
@@ -598,7 +618,7 @@ static void decode_data_from(lg_stream_t *s, size_t start, const char *data, siz
             buffer_append(&s->dec_buf, data, len);
             return;
         }
-        if (f->ops->decode_data == NULL)
+        if (f->skip || f->ops->decode_data == NULL)
             continue;
         lg_data_t d = {data, len};
         lg_filter_data_status_t st = f->ops->decode_data(f, &d, end_stream);
@@ -637,7 +657,7 @@ static void decode_trailers_from(lg_stream_t *s, size_t start)
          * unless it stopped everything (STOP_ALL_*), as with data. */
         if (s->dec_stop != SIZE_MAX && (i > s->dec_stop || (i == s->dec_stop && s->dec_stop_all)))
             return;
-        if (f->ops->decode_trailers == NULL)
+        if (f->skip || f->ops->decode_trailers == NULL)
             continue;
         lg_filter_trailers_status_t st = f->ops->decode_trailers(f, s->dec_trailers);
         if (s->destroyed || s->local_reply_sent)
@@ -698,7 +718,7 @@ static void codec_encode_headers(lg_stream_t *s)
     s->info.response_code = r->status;
     if (r->status >= 200)
         count_response(s, r->status);
-    int end = s->enc_end_stream && s->enc_buf == NULL && s->enc_trailers == NULL;
+    int end = s->enc_end_stream && s->enc_buf == NULL && s->enc_trailers == NULL && !s->enc_data_pending;
     if (s->codec != NULL && !s->codec_reset)
         s->codec->ops->encode_headers(s->codec, r, end);
     if (end)
@@ -709,9 +729,9 @@ static void encode_headers_from(lg_stream_t *s, size_t start)
 {
     for (size_t i = start; i-- > 0;) {
         lg_filter_t *f = &s->filters[i];
-        if (f->ops->encode_headers == NULL)
+        if (f->skip || f->ops->encode_headers == NULL)
             continue;
-        int end = s->enc_end_stream && s->enc_buf == NULL && s->enc_trailers == NULL;
+        int end = s->enc_end_stream && s->enc_buf == NULL && s->enc_trailers == NULL && !s->enc_data_pending;
         lg_filter_headers_status_t st = f->ops->encode_headers(f, s->response, end);
         if (s->destroyed)
             return;
@@ -743,7 +763,7 @@ static void encode_data_from(lg_stream_t *s, size_t start, const char *data, siz
             buffer_append(&s->enc_buf, data, len);
             return;
         }
-        if (f->ops->encode_data == NULL)
+        if (f->skip || f->ops->encode_data == NULL)
             continue;
         lg_data_t d = {data, len};
         lg_filter_data_status_t st = f->ops->encode_data(f, &d, end_stream);
@@ -754,7 +774,10 @@ static void encode_data_from(lg_stream_t *s, size_t start, const char *data, siz
         if (st == LG_FILTER_DATA_CONTINUE) {
             if (i == s->enc_stop) {
                 s->enc_stop = SIZE_MAX;
+                /* the held head goes on ahead of this data: it does not end the stream */
+                s->enc_data_pending = len != 0;
                 encode_headers_from(s, i);
+                s->enc_data_pending = 0;
                 if (s->destroyed || s->enc_stop != SIZE_MAX) {
                     if (!s->destroyed)
                         buffer_append(&s->enc_buf, data, len);
@@ -783,7 +806,7 @@ static void encode_trailers_from(lg_stream_t *s, size_t start)
         lg_filter_t *f = &s->filters[i];
         if (s->enc_stop != SIZE_MAX && (i < s->enc_stop || (i == s->enc_stop && s->enc_stop_all)))
             return;
-        if (f->ops->encode_trailers == NULL)
+        if (f->skip || f->ops->encode_trailers == NULL)
             continue;
         if (f->ops->encode_trailers(f, s->enc_trailers) == LG_FILTER_TRAILERS_STOP) {
             s->enc_stop = i;

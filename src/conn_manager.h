@@ -94,6 +94,7 @@ struct st_lg_stream_t {
     h2o_buffer_t *enc_buf;
     size_t enc_body_from;    /* lg_filter_set_encoded_body: enc_buf goes on from this filter */
     int enc_end_stream;
+    int enc_data_pending; /* the head is resumed by body bytes that follow it: not the end yet */
     lg_headers_t *enc_trailers;
     /* lifecycle */
     int request_complete, response_started, response_complete, local_reply_sent, destroyed;

@@ -110,6 +110,10 @@ struct st_lg_filter_t {
     lg_stream_t *stream;
     void *state;
     unsigned index; /* position in the chain */
+    /* http_filters `disabled`: off unless the route enables it (FilterConfig disabled: false) */
+    unsigned disabled_by_default : 1;
+    /* off for this stream (decided on the route before the chain runs): no hook is called */
+    unsigned skip : 1;
 };
 
 /* ---- callbacks a filter uses (implemented by the connection manager) -------------------- */

@@ -223,6 +223,41 @@ LG_TEST(test_encode_runs_in_reverse_order)
     teardown();
 }
 
+/* A filter that holds the response head and lets it go with the last body bytes: the head must not
+ * end the stream ahead of them (it did: the codec got end_stream on the head, then data). */
+static lg_filter_headers_status_t holder_encode_headers(lg_filter_t *f, lg_response_head_t *h, int end)
+{
+    note(f, end ? "h1" : "h0");
+    return LG_FILTER_HEADERS_STOP_ITERATION;
+}
+static lg_filter_data_status_t holder_encode_data(lg_filter_t *f, lg_data_t *d, int end)
+{
+    note(f, end ? "d1" : "d0");
+    return LG_FILTER_DATA_CONTINUE;
+}
+static const lg_http_filter_ops_t holder_ops = {
+    .name = "holder", .decode_headers = t_decode_headers, .encode_headers = holder_encode_headers,
+    .encode_data = holder_encode_data};
+
+LG_TEST(test_held_head_resumed_by_last_data_does_not_end_the_stream)
+{
+    setup(2);
+    entries[0].ops = &holder_ops; /* the config points at `entries`: streams made from now on see it */
+    script_headers[1] = LG_FILTER_HEADERS_STOP_ITERATION;
+    fake_codec_t fc;
+    start(&fc, NULL, 1);
+    lg_filter_encode_headers(stopped, response(stopped, 200), 0);
+    LG_EXPECT_INT(fc.status, 0); /* held */
+    lg_filter_encode_data(stopped, "abc", 3, 1);
+    LG_EXPECT_STR(events[0], "Hh0d1");
+    LG_EXPECT_INT(fc.status, 200);
+    LG_EXPECT_INT(fc.head_end, 0);
+    LG_EXPECT_INT(fc.data_end, 1);
+    LG_EXPECT_INT(fc.body_len, 3);
+    fake_codec_dispose(&fc);
+    teardown();
+}
+
 /* lg_filter_set_encoded_body: filter 1 turns a bodiless 304 into a 200 with a body, as the cache
  * filter does; filter 0 (nearer the codec) may stop on the head and continue later. */
 static int observer_stops;
@@ -296,6 +331,7 @@ int main(void)
     LG_RUN(test_local_reply_with_headers);
     LG_RUN(test_grpc_local_reply_is_trailers_only);
     LG_RUN(test_encode_runs_in_reverse_order);
+    LG_RUN(test_held_head_resumed_by_last_data_does_not_end_the_stream);
     LG_RUN(test_set_encoded_body_follows_the_head);
     fake_hcm_dispose(&hcm);
     return LG_TEST_END();
