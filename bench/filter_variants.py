@@ -9,6 +9,7 @@ Variants (what each request costs on top of the router-only config):
   jwt-rs256   envoy.filters.http.jwt_authn, local JWKS, every request carries an RS256 token
   jwt-es256   the same with ES256
   ext-authz   envoy.filters.http.ext_authz over gRPC to an allow-all server on AUTHZ_PORT
+  cache       envoy.filters.http.cache with the simple in-memory store, for the h1-cached scenario
   gzip        envoy.filters.http.compressor with the gzip library at Envoy's defaults (level 6,
               window 4 KiB, memory level 5), for the h1-json* scenarios
 Keys are made fresh (python3-cryptography) and tokens minted with PyJWT; both are Debian packages
@@ -71,6 +72,11 @@ def main():
                 "explicit_http_config": {"http2_protocol_options": {}}}},
             "load_assignment": {"cluster_name": "authz", "endpoints": [{"lb_endpoints": [{"endpoint": {
                 "address": {"socket_address": {"address": "127.0.0.1", "port_value": int(sys.argv[5])}}}}]}]}})
+    elif variant == "cache":
+        extra = {"name": "envoy.filters.http.cache", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.cache.v3.CacheConfig",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.http.cache.simple_http_cache.v3.SimpleHttpCacheConfig"}}}
     elif variant == "gzip":
         extra = {"name": "envoy.filters.http.compressor", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor",

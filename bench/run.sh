@@ -11,6 +11,8 @@
 #   h1-json1k, h1-json64k  HTTP/1.1 with Accept-Encoding: gzip for a 1 KiB / 64 KiB JSON body: with
 #           targets legate-gzip (the compressor filter) and nginx-gzip (gzip on) it is the cost of
 #           compressing; plain legate and nginx pass the body through
+#   h1-cached  HTTP/1.1 for a response the origin marks max-age=3600: legate-cache (the cache
+#           filter) and nginx-cache (proxy_cache) answer from their caches after the first request
 #   h2c     h2load -c10 -m10, h2c (prior knowledge) in, HTTP/1.1 out
 #   h2c-up  h2load -c10 -m10, h2c in and out (nginx 1.22 has no HTTP/2 upstream: n/s)
 # Targets (BENCH_TARGETS, default "direct legate nginx haproxy"); "direct" is the load sent to the
@@ -38,9 +40,9 @@ TARGETS=${BENCH_TARGETS:-"direct legate nginx haproxy"}
 LEGATE_BIN=${LEGATE_BIN:-$LG_ROOT/build/legate}
 
 PORT_H1_ORIGIN=19001 PORT_H2_ORIGIN=19002
-PORT_LEGATE=19010 PORT_NGINX=19011 PORT_NGINX_H2C=19111 PORT_HAPROXY=19012 PORT_AUTHZ=19030 PORT_NGINX_GZIP=19013
+PORT_LEGATE=19010 PORT_NGINX=19011 PORT_NGINX_H2C=19111 PORT_HAPROXY=19012 PORT_AUTHZ=19030 PORT_NGINX_GZIP=19013 PORT_NGINX_CACHE=19014
 declare -A VARIANT_PORT=([legate-lrl]=19020 [legate-jwt-rs256]=19021 [legate-jwt-es256]=19022 [legate-ext-authz]=19023
-  [legate-gzip]=19024)
+  [legate-gzip]=19024 [legate-cache]=19025)
 declare -A VARIANT_HEADER
 
 # --- install and build ----------------------------------------------------------------------
@@ -90,13 +92,14 @@ render() { # render SRC DST: fills @WORK@ and @PORT_*@
   sed -e "s|@WORK@|$WORK|g" -e "s|@PORT_H1_ORIGIN@|$PORT_H1_ORIGIN|g" \
       -e "s|@PORT_H2_ORIGIN@|$PORT_H2_ORIGIN|g" -e "s|@PORT_LEGATE@|$PORT_LEGATE|g" \
       -e "s|@PORT_NGINX@|$PORT_NGINX|g" -e "s|@PORT_NGINX_H2C@|$PORT_NGINX_H2C|g" \
-      -e "s|@PORT_HAPROXY@|$PORT_HAPROXY|g" -e "s|@PORT_NGINX_GZIP@|$PORT_NGINX_GZIP|g" "$1" >"$2"
+      -e "s|@PORT_HAPROXY@|$PORT_HAPROXY|g" -e "s|@PORT_NGINX_GZIP@|$PORT_NGINX_GZIP|g" \
+      -e "s|@PORT_NGINX_CACHE@|$PORT_NGINX_CACHE|g" "$1" >"$2"
 }
-for f in origin-nginx.conf origin-h2c-h2o.conf proxy-nginx.conf proxy-nginx-gzip.conf proxy-haproxy.cfg proxy-legate.yaml; do
+for f in origin-nginx.conf origin-h2c-h2o.conf proxy-nginx.conf proxy-nginx-gzip.conf proxy-nginx-cache.conf proxy-haproxy.cfg proxy-legate.yaml; do
   render "bench/conf/$f" "$WORK/$f"
 done
 
-for p in $PORT_H1_ORIGIN $PORT_H2_ORIGIN $PORT_LEGATE $PORT_NGINX $PORT_NGINX_H2C $PORT_HAPROXY $PORT_NGINX_GZIP; do
+for p in $PORT_H1_ORIGIN $PORT_H2_ORIGIN $PORT_LEGATE $PORT_NGINX $PORT_NGINX_H2C $PORT_HAPROXY $PORT_NGINX_GZIP $PORT_NGINX_CACHE; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
     echo "port 127.0.0.1:$p is in use; bench/run.sh needs 19001-19012 and 19111" >&2; exit 1
   fi
@@ -178,6 +181,9 @@ for t in $TARGETS; do
     nginx)
       start nginx $PORT_NGINX "$PROXY_CPU" nginx -e stderr -p "$WORK" -c "$WORK/proxy-nginx.conf" \
         || drop_target nginx ;;
+    nginx-cache)
+      start nginx-cache $PORT_NGINX_CACHE "$PROXY_CPU" nginx -e stderr -p "$WORK" -c "$WORK/proxy-nginx-cache.conf" \
+        || drop_target nginx-cache ;;
     nginx-gzip)
       start nginx-gzip $PORT_NGINX_GZIP "$PROXY_CPU" nginx -e stderr -p "$WORK" -c "$WORK/proxy-nginx-gzip.conf" \
         || drop_target nginx-gzip ;;
@@ -192,7 +198,7 @@ for t in "${!IDLE_RSS[@]}"; do echo "$t ${IDLE_RSS[$t]}" >>"$WORK/raw/idle_rss";
 
 url() { # url SCENARIO TARGET -> URL, or nothing when not supported
   local s=$1 t=$2 port path=/
-  case $s in h1-4k) path=/4k ;; h2c-up) path=/h2up/ ;; h1-json1k) path=/j1k.json ;; h1-json64k) path=/j64k.json ;; esac
+  case $s in h1-4k) path=/4k ;; h2c-up) path=/h2up/ ;; h1-json1k) path=/j1k.json ;; h1-json64k) path=/j64k.json ;; h1-cached) path=/cached ;; esac
   case $t in
     direct) case $s in h1*|h2c) port=$PORT_H1_ORIGIN ;; h2c-up) port=$PORT_H2_ORIGIN ;; esac ;;
     legate) port=$PORT_LEGATE ;;
@@ -200,6 +206,7 @@ url() { # url SCENARIO TARGET -> URL, or nothing when not supported
     haproxy) port=$PORT_HAPROXY ;;
     nginx) case $s in h1*) port=$PORT_NGINX ;; h2c) port=$PORT_NGINX_H2C ;; h2c-up) return ;; esac ;;
     nginx-gzip) case $s in h1*) port=$PORT_NGINX_GZIP ;; *) return ;; esac ;;
+    nginx-cache) case $s in h1*) port=$PORT_NGINX_CACHE ;; *) return ;; esac ;;
   esac
   echo "http://127.0.0.1:$port$path"
 }

@@ -233,6 +233,7 @@ lg_stream_t *lg_hcm_stream_new(lg_hcm_conn_t *conn, lg_server_stream_t *cs)
         const lg_filter_factory_entry_t *fe = &cfg->filters[i];
         if (fe->ops == NULL)
             continue; /* an optional filter legate does not have */
+        memset(f, 0, sizeof(*f)); /* the pool's memory is not zeroed */
         f->ops = fe->ops;
         f->name = fe->name;
         f->config = fe->config;
