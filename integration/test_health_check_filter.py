@@ -183,3 +183,21 @@ def test_config_errors(legate_bin, tmp_path, cfg, message):
     r = subprocess.run([legate_bin, "--mode", "validate", "-c", str(path)], capture_output=True, text=True, timeout=30)
     assert r.returncode != 0, r.stdout
     assert message in r.stderr + r.stdout, r.stderr
+
+
+def test_fails_health_checks_while_draining(start_legate, origin, tmp_path):
+    """A draining legate (admin POST /drain_listeners?graceful, as SIGTERM starts) answers health
+    checks on the connections it still serves with 503, so the load balancer in front takes it out
+    while its requests finish. The HTTP/2 connection sees Envoy's shutdown notice first."""
+    from lgharness import h2raw
+    lg = start(start_legate, origin, tmp_path, hc(False, BY_PATH))
+    with h2raw.H2Raw("127.0.0.1", lg.port) as c:
+        c.handshake()
+        c.send(c.request_headers(1, path="/healthz"))
+        headers, _, _ = c.read_response(1)
+        assert dict(headers)[":status"] == "200"
+        assert lg.admin.post("/drain_listeners?graceful")[0] == 200
+        assert c.wait_until(lambda: c.goaway is not None, timeout=10), "no shutdown notice"
+        c.send(c.request_headers(3, path="/healthz"))
+        headers, _, _ = c.read_response(3)
+        assert dict(headers)[":status"] == "503", headers
