@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "codec.h"
@@ -298,6 +299,21 @@ static void on_upstream_trailers(void *ctx, lg_headers_t *trailers)
     lg_filter_encode_trailers(st->f, trailers);
 }
 
+static int64_t parse_grpc_timeout(const h2o_iovec_t *v);
+
+/* Whether the request is a gRPC call whose grpc-timeout has run out since it arrived. */
+static int grpc_deadline_passed(router_state_t *st)
+{
+    const h2o_iovec_t *ct = lg_headers_get(&st->req->headers, "content-type", 12);
+    if (ct == NULL || ct->len < 16 || strncasecmp(ct->base, "application/grpc", 16) != 0)
+        return 0;
+    int64_t ms = parse_grpc_timeout(lg_headers_get(&st->req->headers, "grpc-timeout", 12));
+    if (ms < 0)
+        return 0;
+    uint64_t elapsed_ms = (now_ns() - lg_filter_stream_info(st->f)->start_mono_ns) / 1000000;
+    return elapsed_ms >= (uint64_t)ms;
+}
+
 static void on_upstream_reset(void *ctx, lg_reset_reason_t reason, int request_sent)
 {
     router_state_t *st = ctx;
@@ -340,6 +356,16 @@ static void on_upstream_reset(void *ctx, lg_reset_reason_t reason, int request_s
     }
     if (st->resp_started) {
         local_reply(st, status, NULL, flag, "upstream_reset_after_response_started");
+        return;
+    }
+    if (reason == LG_RESET_REMOTE_RESET && grpc_deadline_passed(st)) {
+        /* A gRPC server resets a call whose deadline passed (grpc-go sends RST_STREAM CANCEL): the
+         * deadline ended it, so the caller gets DEADLINE_EXCEEDED, not UNAVAILABLE, whichever of
+         * the reset and its own timer comes first. */
+        st->finished = 1;
+        lg_local_reply_t reply = {.status = 504, .body = "upstream request timeout", .flag = "UT",
+                                  .details = "upstream_response_timeout", .grpc_status = 4};
+        lg_filter_send_local_reply_ex(st->f, &reply);
         return;
     }
     fail_before_response(st, status, flag, why);
