@@ -590,7 +590,7 @@ int lg_query_matcher_match(const lg_query_matcher_t *m, h2o_iovec_t path)
 /* Route matches                                                                               */
 /* ------------------------------------------------------------------------------------------- */
 
-static uint32_t denominator_value(Envoy__Type__V3__FractionalPercent__DenominatorType d)
+uint32_t lg_fractional_percent_denominator(Envoy__Type__V3__FractionalPercent__DenominatorType d)
 {
     switch (d) {
     case ENVOY__TYPE__V3__FRACTIONAL_PERCENT__DENOMINATOR_TYPE__TEN_THOUSAND:
@@ -651,7 +651,7 @@ static int criteria_init(bctx_t *c, lg_route_criteria_t *rc, const Envoy__Config
         rc->has_runtime_fraction = 1;
         const Envoy__Type__V3__FractionalPercent *d = pb->runtime_fraction->default_value;
         rc->runtime_numerator = d != NULL ? d->numerator : 0;
-        rc->runtime_denominator = denominator_value(d != NULL ? d->denominator : 0);
+        rc->runtime_denominator = lg_fractional_percent_denominator(d != NULL ? d->denominator : 0);
     }
     if (pb->tls_context != NULL && (pb->tls_context->presented != NULL || pb->tls_context->validated != NULL))
         return unsupported(c, pb, "tls_context");

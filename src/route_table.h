@@ -65,6 +65,10 @@ typedef struct st_lg_string_matcher_t {
     lg_regex_t *regex;
 } lg_string_matcher_t;
 
+/** A FractionalPercent's denominator as a number: 100, 10,000 or 1,000,000 (100 for an unknown
+ * value). Pure. */
+uint32_t lg_fractional_percent_denominator(Envoy__Type__V3__FractionalPercent__DenominatorType d);
+
 /**
  * Compiles a StringMatcher. `path` names the message (restored on return); `map` may be NULL.
  * Returns 0, or -1 with err filled ("...safe_regex.regex: invalid regex: ..."). Main thread.

@@ -11,6 +11,7 @@
 #include "envoy/config/route/v3/route_components.pb-c.h"
 #include "envoy/extensions/filters/http/cors/v3/cors.pb-c.h"
 #include "filters/cors/cors.h"
+#include "route_table.h"
 #include "xalloc.h"
 
 typedef Envoy__Extensions__Filters__Http__Cors__V3__CorsPolicy policy_pb_t;
@@ -35,16 +36,7 @@ static int share(const Envoy__Config__Core__V3__RuntimeFractionalPercent *pb, co
         return 0;
     if (pb->default_value == NULL)
         return lg_error_set(err, "%s.default_value: is required", field), -1;
-    switch (pb->default_value->denominator) {
-    case ENVOY__TYPE__V3__FRACTIONAL_PERCENT__DENOMINATOR_TYPE__TEN_THOUSAND:
-        *den = 10000;
-        break;
-    case ENVOY__TYPE__V3__FRACTIONAL_PERCENT__DENOMINATOR_TYPE__MILLION:
-        *den = 1000000;
-        break;
-    default:
-        *den = 100;
-    }
+    *den = lg_fractional_percent_denominator(pb->default_value->denominator);
     *num = pb->default_value->numerator > *den ? *den : pb->default_value->numerator;
     return 0;
 }

@@ -252,9 +252,7 @@ static void *create_config(const ProtobufCMessage *msg, lg_error_t *err)
     c->enabled_den = 100;
     if (pb->filter_enabled != NULL && pb->filter_enabled->default_value != NULL) {
         const Envoy__Type__V3__FractionalPercent *fp = pb->filter_enabled->default_value;
-        c->enabled_den = fp->denominator == ENVOY__TYPE__V3__FRACTIONAL_PERCENT__DENOMINATOR_TYPE__TEN_THOUSAND ? 10000
-                         : fp->denominator == ENVOY__TYPE__V3__FRACTIONAL_PERCENT__DENOMINATOR_TYPE__MILLION ? 1000000
-                                                                                                             : 100;
+        c->enabled_den = lg_fractional_percent_denominator(fp->denominator);
         c->enabled_num = fp->numerator;
     }
     if (pb->with_request_body != NULL) {

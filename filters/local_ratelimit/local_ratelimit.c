@@ -109,19 +109,12 @@ int lg_token_bucket_consume(lg_token_bucket_t *b, const lg_token_bucket_params_t
 
 /* ---- config ------------------------------------------------------------------------------------ */
 
-static uint32_t denominator(Envoy__Type__V3__FractionalPercent__DenominatorType d)
-{
-    return d == ENVOY__TYPE__V3__FRACTIONAL_PERCENT__DENOMINATOR_TYPE__TEN_THOUSAND ? 10000
-           : d == ENVOY__TYPE__V3__FRACTIONAL_PERCENT__DENOMINATOR_TYPE__MILLION    ? 1000000
-                                                                                    : 100;
-}
-
 static void fraction(const Envoy__Config__Core__V3__RuntimeFractionalPercent *pb, uint32_t *num, uint32_t *den)
 {
     *num = 0;
     *den = 100;
     if (pb != NULL && pb->default_value != NULL) {
-        *den = denominator(pb->default_value->denominator);
+        *den = lg_fractional_percent_denominator(pb->default_value->denominator);
         *num = pb->default_value->numerator > *den ? *den : pb->default_value->numerator;
     }
 }
